@@ -1,0 +1,83 @@
+"""Config handling shared by tools/train.py and tools/test.py (mmseg- and mmdet-style configs)."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+
+from densedet.compat import _has_accelerator
+
+
+def prepare_config(cfg: Config, config_path: str, work_dir: Optional[str] = None,
+                   cfg_options: Optional[dict] = None, launcher: str = 'none',
+                   check_data: bool = True) -> Config:
+    """Applies the command-line options the way mmseg's/mmdet's tools do.
+
+    The work dir is ``work_dir`` if given, else ``cfg.work_dir``, else
+    ``./work_dirs/<config name>``. With ``check_data``, every dataloader's
+    ``data_root`` must exist (one clear error naming the key and path).
+    """
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if check_data:
+        check_data_roots(cfg)
+    return cfg
+
+
+def check_data_roots(cfg: Config) -> None:
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        dataset = loader.get('dataset', {})
+        while 'dataset' in dataset:  # RepeatDataset / ClassBalancedDataset wrappers
+            dataset = dataset['dataset']
+        root = dataset.get('data_root')
+        if root and not osp.isdir(root):
+            raise FileNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist '
+                                    '(prepare the dataset there or override it with --cfg-options)')
+
+
+def enable_amp(cfg: Config) -> None:
+    """fp16 ``AmpOptimWrapper`` on an accelerator, bf16 ``CPUAmpOptimWrapper`` on CPU."""
+    wrapper = cfg.optim_wrapper
+    if _has_accelerator():
+        if wrapper.get('type') not in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        wrapper.type = 'CPUAmpOptimWrapper'
+        wrapper.pop('loss_scale', None)
+        wrapper.pop('dtype', None)
+
+
+def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = False,
+                       show_dir: Optional[str] = None, wait_time: float = 2, tta: bool = False) -> None:
+    scope = cfg.get('default_scope', 'mmseg')
+    if show or show_dir:
+        hooks = cfg.get('default_hooks', {})
+        if 'visualization' not in hooks:
+            raise KeyError('default_hooks.visualization is missing: the config cannot draw predictions')
+        vis = hooks['visualization']
+        vis['draw'] = True
+        if show:
+            vis['show'] = True
+            vis['wait_time'] = wait_time
+        if show_dir:
+            if scope == 'mmdet':
+                vis['test_out_dir'] = show_dir
+            else:
+                cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, show_dir)
+    if out and scope != 'mmdet':
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise KeyError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model

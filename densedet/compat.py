@@ -1,0 +1,118 @@
+"""Fixes for the pinned stack (mmengine 0.10.7 on torch 2.14), applied on ``import densedet``.
+
+Each fix is small, idempotent and tested in ``tests/test_compat.py``:
+
+* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6; mmengine 0.10.7
+  does not pass the argument, so runner checkpoints (which pickle numpy scalars
+  and ``HistoryBuffer`` objects next to the weights) no longer load: ``--resume``
+  and ``load_from`` break. The local-file checkpoint loader is re-registered to
+  pass ``weights_only=False`` (the pre-2.6 behaviour; load only checkpoints you trust).
+* ``--launcher pytorch`` without CUDA: mmengine calls ``torch.cuda.set_device``,
+  defaults to NCCL and gives DDP ``device_ids``. Without a CUDA device the process
+  group uses gloo and DDP gets ``device_ids=None``; with CUDA nothing changes.
+* Checkpoints are written atomically: the runner's ``save_checkpoint`` writes local
+  files to ``NAME.tmp`` and renames, so a run killed while saving never leaves a
+  truncated ``iter_N.pth`` for ``--resume`` to trip over.
+* ``AmpOptimWrapper`` asserts CUDA/NPU/MLU/MUSA. On a CPU-only machine it now
+  fails with one clear message that points to :class:`densedet.engine.CPUAmpOptimWrapper`
+  (bf16 autocast), which ``tools/train.py --amp`` selects by itself.
+"""
+import os
+import os.path as osp
+
+import torch
+
+_APPLIED = False
+
+
+def _has_accelerator() -> bool:
+    from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+def _fix_checkpoint_loading():
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    @CheckpointLoader.register_scheme(prefixes='', force=True)
+    def load_from_local(filename, map_location):
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _fix_atomic_checkpoint_save():
+    from mmengine.runner import runner as runner_module
+
+    original_save = runner_module.save_checkpoint
+    if getattr(original_save, '_densedet_atomic', False):
+        return
+
+    def save_checkpoint(checkpoint, filename, *args, **kwargs):
+        if '://' in str(filename):  # remote backends have their own semantics
+            return original_save(checkpoint, filename, *args, **kwargs)
+        tmp = f'{filename}.tmp'
+        original_save(checkpoint, tmp, *args, **kwargs)
+        os.replace(tmp, filename)
+
+    save_checkpoint._densedet_atomic = True
+    runner_module.save_checkpoint = save_checkpoint
+
+
+def _fix_cpu_distributed():
+    import torch.distributed as torch_dist
+    from mmengine.dist import utils as dist_utils
+    from mmengine.model.wrappers import distributed as mm_ddp
+
+    original_init_dist = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if _has_accelerator():
+            return original_init_dist(backend, init_backend=init_backend, **kwargs)
+        if backend == 'nccl':  # NCCL needs CUDA; gloo is the CPU backend
+            backend = 'gloo'
+        torch_dist.init_process_group(backend=backend, **kwargs)
+
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+    ddp_cls = mm_ddp.MMDistributedDataParallel
+    original_ddp_init = ddp_cls.__init__
+
+    def __init__(self, module, detect_anomalous_params=False, **kwargs):
+        params = list(module.parameters())
+        if params and params[0].device.type == 'cpu':
+            from mmengine.model import revert_sync_batchnorm
+            kwargs['device_ids'] = None  # DDP requires None for CPU modules
+            kwargs.pop('output_device', None)
+            module = revert_sync_batchnorm(module)  # SyncBatchNorm runs on GPUs only
+        original_ddp_init(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    ddp_cls.__init__ = __init__
+
+
+def _fix_amp_on_cpu():
+    from mmengine.optim import AmpOptimWrapper
+
+    original_init = AmpOptimWrapper.__init__
+
+    def __init__(self, *args, **kwargs):
+        if not _has_accelerator():
+            raise RuntimeError(
+                'AmpOptimWrapper (fp16 with a loss scaler) needs a CUDA/NPU/MLU/MUSA device and none is '
+                "available. On CPU use optim_wrapper=dict(type='CPUAmpOptimWrapper', ...) "
+                '(bfloat16 autocast, registered by densedet); tools/train.py --amp picks it automatically.')
+        original_init(self, *args, **kwargs)
+
+    AmpOptimWrapper.__init__ = __init__
+
+
+def apply():
+    """Applies every fix once."""
+    global _APPLIED
+    if _APPLIED or os.environ.get('DENSEDET_NO_COMPAT') == '1':
+        return
+    _fix_checkpoint_loading()
+    _fix_atomic_checkpoint_save()
+    _fix_cpu_distributed()
+    _fix_amp_on_cpu()
+    _APPLIED = True

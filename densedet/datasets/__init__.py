@@ -1,0 +1,1 @@
+"""Datasets densedet adds to the OpenMMLab registries (ADE20K and COCO come from mmseg/mmdet)."""

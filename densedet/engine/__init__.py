@@ -1,0 +1,4 @@
+from .optim_wrappers import CPUAmpOptimWrapper
+from .optimizers import DenseLayerDecayConstructor
+
+__all__ = ['CPUAmpOptimWrapper', 'DenseLayerDecayConstructor']

@@ -1,0 +1,3 @@
+from .rdnet import RDNet
+
+__all__ = ['RDNet']

@@ -1,0 +1,260 @@
+"""RDNet backbone.
+
+"DenseNets Reloaded: Paradigm Shift Beyond ResNets and ViTs", Kim et al., ECCV 2024
+(https://arxiv.org/abs/2403.19588); official code naver-ai/rdnet, same network as timm's
+``rdnet_*``. Module names follow timm's, so timm / Hugging Face / original NAVER
+checkpoints load without conversion (see :func:`rdnet_checkpoint_filter`).
+
+Structure: patchify stem (4x4 stride 4 conv + LayerNorm2d), then a sequence of
+dense stages. Each stage after the first starts with a transition (LayerNorm2d +
+conv compressing the width by 0.5, rounded down to a multiple of 8; 2x2 stride 2
+when the stage downsamples, 1x1 otherwise) followed by a dense block of 3 mixer
+layers (7x7 depthwise conv, LayerNorm2d, 1x1 expansion to 4x the layer's input
+width, GELU, 1x1 to the growth rate, Effective-SE from the third stage on, layer
+scale, drop path). The four outputs are taken at the last stage of each
+resolution (strides 4/8/16/32).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+
+from densedet.registry import MODELS
+from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, make_dense_layers, round_down_to_multiple
+from ..utils import load_pretrained_weights, validate_frozen_stages, validate_out_indices
+
+
+class RDNetMixer(nn.Module):
+    """7x7 depthwise conv -> LN -> 1x1 expand -> GELU -> 1x1 to ``out_channels`` [-> ESE]."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, use_ese: bool):
+        super().__init__()
+        layers = [
+            nn.Conv2d(in_channels, in_channels, kernel_size=7, padding=3, groups=in_channels),
+            LayerNorm2d(in_channels),
+            nn.Conv2d(in_channels, mid_channels, kernel_size=1),
+            nn.GELU(),
+            nn.Conv2d(mid_channels, out_channels, kernel_size=1),
+        ]
+        if use_ese:
+            layers.append(EffectiveSE(out_channels))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class RDNetLayer(nn.Module):
+    """One dense layer of RDNet: the mixer, then layer scale and drop path."""
+
+    def __init__(self,
+                 in_channels: int,
+                 growth_rate: int,
+                 use_ese: bool,
+                 bottleneck_ratio: float = 4.0,
+                 ls_init_value: float = 1e-6,
+                 drop_path_rate: float = 0.0):
+        super().__init__()
+        mid_channels = round_down_to_multiple(in_channels * bottleneck_ratio, 8)
+        self.layers = RDNetMixer(in_channels, mid_channels, growth_rate, use_ese)
+        self.gamma = nn.Parameter(torch.full((growth_rate, ), float(ls_init_value))) if ls_init_value > 0 else None
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(x)
+        if self.gamma is not None:
+            x = x * self.gamma.view(1, -1, 1, 1)
+        return self.drop_path(x)
+
+
+@MODELS.register_module()
+class RDNet(BaseModule):
+    """RDNet backbone for mmseg / mmdet.
+
+    Args:
+        arch: ``'tiny' | 'small' | 'base' | 'large'`` or a dict with the keys of
+            :attr:`arch_settings` entries.
+        in_channels: input image channels.
+        out_indices: which of the four output levels (strides 4/8/16/32) to return.
+        frozen_stages: ``-1`` trains everything; ``0`` freezes the stem; ``k >= 1``
+            freezes the stem and every stage up to and including output level ``k - 1``.
+        drop_path_rate: stochastic depth at the last stage; rates rise linearly
+            per stage from 0 (timm's stage-wise rule).
+        ls_init_value: initial layer-scale value (``<= 0`` disables layer scale).
+        out_norm_cfg: optional norm applied to each returned level, e.g.
+            ``dict(type='GN', num_groups=1)`` as the official detection wrapper.
+        with_cp: memory-efficient mode, each dense layer is checkpointed.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` loads a
+            timm / Hugging Face / NAVER RDNet checkpoint (``.pth`` or ``.safetensors``).
+    """
+
+    # Each row: stem width, growth rate per stage (3 layers each), stages that open
+    # with a downsampling transition, index of the first stage with Effective-SE.
+    arch_settings: Dict[str, dict] = {
+        'tiny': dict(stem_channels=64,
+                     growth_rates=(64, 104, 128, 128, 128, 128, 224),
+                     downsample=(False, True, True, False, False, False, True)),
+        'small': dict(stem_channels=72,
+                      growth_rates=(64, 128) + (128, ) * 7 + (240, ) * 2,
+                      downsample=(False, True, True) + (False, ) * 6 + (True, False)),
+        'base': dict(stem_channels=120,
+                     growth_rates=(96, 128) + (168, ) * 7 + (336, ) * 2,
+                     downsample=(False, True, True) + (False, ) * 6 + (True, False)),
+        'large': dict(stem_channels=144,
+                      growth_rates=(128, 192) + (256, ) * 8 + (360, ) * 2,
+                      downsample=(False, True, True) + (False, ) * 7 + (True, False)),
+    }
+    default_arch_values = dict(layers_per_stage=3, first_ese_stage=2, bottleneck_ratio=4.0,
+                               compression=0.5, patch_size=4)
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 drop_path_rate: float = 0.0,
+                 ls_init_value: float = 1e-6,
+                 out_norm_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_name = arch if isinstance(arch, str) else 'custom'
+        self.arch = arch = self._resolve_arch(arch)
+        growth_rates, downsample = arch['growth_rates'], arch['downsample']
+        num_stages = len(growth_rates)
+        self.with_cp = with_cp
+
+        patch = arch['patch_size']
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, arch['stem_channels'], kernel_size=patch, stride=patch),
+            LayerNorm2d(arch['stem_channels']))
+
+        layers_per_stage = arch['layers_per_stage']
+        dpr = torch.linspace(0, drop_path_rate, num_stages * layers_per_stage).split(layers_per_stage)
+
+        stages, feature_info = [], []
+        channels, stride = arch['stem_channels'], patch
+        for i, growth in enumerate(growth_rates):
+            stage = []
+            if i > 0:
+                reduced = round_down_to_multiple(channels * arch['compression'], 8)
+                k = 2 if downsample[i] else 1
+                stride *= k
+                stage += [LayerNorm2d(channels), nn.Conv2d(channels, reduced, kernel_size=k, stride=k)]
+                channels = reduced
+            use_ese = i >= arch['first_ese_stage']
+            layers = make_dense_layers(
+                layers_per_stage, channels, growth,
+                lambda j, c, growth=growth, use_ese=use_ese, rates=dpr[i]: RDNetLayer(
+                    c, growth, use_ese, arch['bottleneck_ratio'], ls_init_value, float(rates[j])))
+            stage.append(DenseBlock(layers, layer_name='dense_block{}', with_cp=with_cp))
+            channels += layers_per_stage * growth
+            stages.append(nn.Sequential(*stage))
+            if i + 1 == num_stages or downsample[i + 1]:
+                feature_info.append(dict(num_chs=channels, reduction=stride, module=f'dense_stages.{i}'))
+        self.dense_stages = nn.Sequential(*stages)
+
+        #: channels / stride / module of all four levels (timm's ``feature_info``).
+        self.feature_info = feature_info
+        self._level_ends = [int(f['module'].rsplit('.', 1)[1]) for f in feature_info]
+        self.out_indices = validate_out_indices(out_indices, len(feature_info), type(self).__name__)
+        self.frozen_stages = validate_frozen_stages(frozen_stages, len(feature_info), type(self).__name__)
+        #: channels and strides of the returned outputs, in order.
+        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
+        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
+
+        self.out_norms = None
+        if out_norm_cfg is not None:
+            self.out_norms = nn.ModuleList(build_norm_layer(out_norm_cfg, c)[1] for c in self.out_channels)
+        self._freeze_stages()
+
+    @classmethod
+    def _resolve_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch not in cls.arch_settings:
+                raise KeyError(f'RDNet: unknown arch {arch!r}; choose one of {sorted(cls.arch_settings)} '
+                               'or pass a dict')
+            arch = cls.arch_settings[arch]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'RDNet: arch must be a name or a dict, got {type(arch).__name__}')
+        missing = {'stem_channels', 'growth_rates', 'downsample'} - set(arch)
+        if missing:
+            raise KeyError(f'RDNet: custom arch is missing keys {sorted(missing)}')
+        if len(arch['growth_rates']) != len(arch['downsample']):
+            raise ValueError('RDNet: arch growth_rates and downsample must have the same length')
+        return {**cls.default_arch_values, **arch}
+
+    @property
+    def num_layer_groups(self) -> int:
+        """Groups for layer-wise lr decay: the stem, then one per dense stage."""
+        return 1 + len(self.dense_stages)
+
+    def layer_group_id(self, param_name: str) -> int:
+        """Stage-wise lr-decay group of a backbone parameter (0 = stem)."""
+        if param_name.startswith('stem.'):
+            return 0
+        if param_name.startswith('dense_stages.'):
+            return int(param_name.split('.')[1]) + 1
+        return self.num_layer_groups  # output norms sit after the last stage
+
+    def init_weights(self):
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
+                                    filter_fn=rdnet_checkpoint_filter)
+            self._is_init = True
+            return
+        if self.init_cfg is None:
+            # timm's RDNet init: He-normal conv weights, PyTorch defaults elsewhere.
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight)
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = [self.stem]
+        if self.frozen_stages >= 1:
+            modules += list(self.dense_stages[:self._level_ends[self.frozen_stages - 1] + 1])
+        for m in modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        x = self.stem(x)
+        outs = []
+        wanted = {self._level_ends[i]: i for i in self.out_indices}
+        for i, stage in enumerate(self.dense_stages):
+            x = stage(x)
+            if i in wanted:
+                outs.append(x)
+        if self.out_norms is not None:
+            outs = [norm(o) for norm, o in zip(self.out_norms, outs)]
+        return tuple(outs)
+
+
+def rdnet_checkpoint_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Maps timm / NAVER RDNet checkpoints onto :class:`RDNet` names.
+
+    Original NAVER checkpoints wrap the stem (``stem.stem.``); the classifier
+    (``head.*``) and timm's optional final norm (``norm_pre.*``) are dropped.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(('head.', 'norm_pre.')):
+            continue
+        if key.startswith('stem.stem.'):
+            key = 'stem.' + key[len('stem.stem.'):]
+        out[key] = value
+    return out

@@ -1,0 +1,39 @@
+"""Small helpers that let one block definition serve 2D and 3D (MONAI's ``spatial_dims`` idea)."""
+import torch.nn as nn
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+
+
+def _pick(table, spatial_dims, what):
+    if spatial_dims not in table:
+        raise ValueError(f'spatial_dims must be one of {sorted(table)} for {what}, got {spatial_dims!r}')
+    return table[spatial_dims]
+
+
+def conv_type(spatial_dims: int):
+    return _pick(_CONV, spatial_dims, 'convolution')
+
+
+def conv_transpose_type(spatial_dims: int):
+    return _pick(_CONV_T, spatial_dims, 'transposed convolution')
+
+
+def batch_norm_type(spatial_dims: int):
+    return _pick(_BN, spatial_dims, 'batch norm')
+
+
+def max_pool_type(spatial_dims: int):
+    return _pick(_MAXPOOL, spatial_dims, 'max pooling')
+
+
+def avg_pool_type(spatial_dims: int):
+    return _pick(_AVGPOOL, spatial_dims, 'average pooling')
+
+
+def round_down_to_multiple(value: float, divisor: int) -> int:
+    """``int(value / divisor) * divisor``: the channel rounding RDNet uses (never rounds up)."""
+    return int(value / divisor) * divisor

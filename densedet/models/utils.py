@@ -1,0 +1,99 @@
+"""Helpers shared by the backbone families: argument validation and checkpoint loading."""
+import os
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MMLogger, print_log
+
+
+def validate_out_indices(out_indices: Sequence[int], num_levels: int, owner: str) -> Tuple[int, ...]:
+    """Checks ``out_indices`` against the number of output levels; returns them as a tuple."""
+    if isinstance(out_indices, int):
+        out_indices = (out_indices, )
+    out_indices = tuple(int(i) for i in out_indices)
+    if not out_indices:
+        raise ValueError(f'{owner}: out_indices is empty')
+    bad = [i for i in out_indices if not 0 <= i < num_levels]
+    if bad:
+        raise ValueError(f'{owner}: out_indices {bad} out of range; valid levels are 0..{num_levels - 1}')
+    if list(out_indices) != sorted(set(out_indices)):
+        raise ValueError(f'{owner}: out_indices must be increasing and unique, got {out_indices}')
+    return out_indices
+
+
+def validate_frozen_stages(frozen_stages: int, num_levels: int, owner: str) -> int:
+    if not -1 <= frozen_stages <= num_levels:
+        raise ValueError(f'{owner}: frozen_stages must be in -1..{num_levels} '
+                         f'(-1: none, 0: stem, k: stem and levels < k), got {frozen_stages}')
+    return frozen_stages
+
+
+def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """Reads a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file (or any URI mmengine knows)
+    and returns the bare state dict (unwrapping ``state_dict`` / ``model`` / ``module``)."""
+    if '://' not in path and not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        ckpt = load_file(path, device='cpu')
+    elif '://' in path:
+        from mmengine.runner.checkpoint import CheckpointLoader
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    else:
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception:  # older checkpoints pickle numpy / mmengine objects next to the weights
+            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    if not isinstance(ckpt, dict):
+        raise TypeError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a state dict')
+    for wrapper in ('state_dict', 'model', 'module'):
+        if wrapper in ckpt and isinstance(ckpt[wrapper], dict):
+            ckpt = ckpt[wrapper]
+            break
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in ckpt.items()}
+
+
+def load_pretrained_weights(module: nn.Module,
+                            path: str,
+                            prefix: Optional[str] = None,
+                            filter_fn: Optional[Callable[[dict], dict]] = None,
+                            logger: Optional[MMLogger] = None):
+    """Loads upstream weights into ``module`` and reports what did not match.
+
+    Args:
+        path: checkpoint file (``.pth`` or ``.safetensors``).
+        prefix: keep only keys under this prefix (e.g. ``'backbone.'`` to take the
+            backbone out of a segmentor checkpoint), with the prefix stripped.
+        filter_fn: maps the upstream names onto the module's.
+
+    Raises a ``ValueError`` naming the file and key when a tensor's shape differs
+    (usually a checkpoint of another arch) or when no key matches at all.
+    """
+    state = read_checkpoint(path)
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise ValueError(f'checkpoint {path} has no keys under prefix {prefix!r}')
+    if filter_fn is not None:
+        state = filter_fn(state)
+    own = module.state_dict()
+    owner = type(module).__name__
+    arch = getattr(module, 'arch_name', None)
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise ValueError(f'checkpoint {path} does not fit {owner}{f" (arch {arch!r})" if arch else ""}: '
+                             f'{key} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}. '
+                             'Is it a checkpoint of another arch?')
+    if not set(state) & set(own):
+        raise ValueError(f'checkpoint {path} has no key in common with {owner}; '
+                         f'first keys: {sorted(state)[:5]}')
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    logger = logger or MMLogger.get_current_instance()
+    print_log(f'{owner}: loaded {len(state) - len(unexpected)} tensors from {path}', logger=logger)
+    if missing:
+        print_log(f'{owner}: missing keys (kept their init): {missing}', logger=logger, level=30)
+    if unexpected:
+        print_log(f'{owner}: unexpected keys in {path} (ignored): {unexpected}', logger=logger, level=30)
+    return missing, unexpected

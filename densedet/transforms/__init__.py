@@ -1,0 +1,3 @@
+from .checks import CheckSegSample
+
+__all__ = ['CheckSegSample']

@@ -1,0 +1,89 @@
+"""tools/train.py and tools/test.py end to end on the demo config (small data, few iterations)."""
+import glob
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+DEMO_CFG = 'configs/demo/upernet_rdnet_ade20k_demo.py'
+
+
+def _options(data_root, max_iters, ckpt_interval, val_interval=None):
+    opts = [f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={val_interval or 10**6}',
+            f'default_hooks.checkpoint.interval={ckpt_interval}', 'default_hooks.logger.interval=1',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+            'test_dataloader.num_workers=0', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1']
+    for split in ('train', 'val', 'test'):
+        opts.append(f'{split}_dataloader.dataset.data_root={data_root}')
+    return opts
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    env.pop('LOCAL_RANK', None)
+    return env
+
+
+def _run(args, cwd, timeout=600):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout + proc.stderr
+
+
+def test_train_then_test_writes_metrics_overlays_and_predictions(repo_root, demo_data, tmp_path):
+    work = tmp_path / 'work'
+    log = _run(['tools/train.py', DEMO_CFG, '--work-dir', str(work), '--cfg-options',
+                *_options(demo_data, max_iters=2, ckpt_interval=2, val_interval=2)], repo_root)
+    assert 'mIoU' in log
+    ckpt = (work / 'last_checkpoint').read_text().strip()
+    assert ckpt.endswith('iter_2.pth')
+    log = _run(['tools/test.py', DEMO_CFG, ckpt, '--work-dir', str(work), '--show-dir', 'overlays',
+                '--out', str(tmp_path / 'preds'), '--cfg-options', *_options(demo_data, 2, 2)], repo_root)
+    assert 'mIoU' in log
+    assert len(glob.glob(str(work / 'overlays' / 'vis_data' / 'vis_image' / '*.png'))) == 2
+    assert len(glob.glob(str(tmp_path / 'preds' / '*.png'))) == 2
+
+
+def test_kill_then_resume_continues_from_last_checkpoint(repo_root, demo_data, tmp_path):
+    work = tmp_path / 'work'
+    cmd = [sys.executable, 'tools/train.py', DEMO_CFG, '--work-dir', str(work), '--cfg-options',
+           *_options(demo_data, max_iters=1000, ckpt_interval=2)]
+    proc = subprocess.Popen(cmd, cwd=repo_root, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while not (work / 'iter_2.pth').exists():
+            assert proc.poll() is None, 'training exited before the first checkpoint'
+            assert time.time() < deadline, 'no checkpoint within 300 s'
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    last = (work / 'last_checkpoint').read_text().strip()
+    log = _run(['tools/train.py', DEMO_CFG, '--work-dir', str(work), '--resume', '--cfg-options',
+                *_options(demo_data, max_iters=int(osp.basename(last)[5:-4]) + 2, ckpt_interval=2)], repo_root)
+    start = int(osp.basename(last)[5:-4])
+    assert f'resumed epoch: 0, iter: {start}' in log
+    assert f'Iter(train) [{start + 1}/{start + 2}]' in log
+    assert (work / f'iter_{start + 2}.pth').exists()
+
+
+def test_two_process_cpu_training_with_gloo(repo_root, demo_data, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('CPU (gloo) path')
+    work = tmp_path / 'work'
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', DEMO_CFG, '2', '--work-dir', str(work), '--cfg-options',
+                           *_options(demo_data, max_iters=2, ckpt_interval=2)],
+                          cwd=repo_root, env=dict(_env(), PYTHON=sys.executable, PORT='29533'),
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert 'Distributed training: True' in out
+    assert (work / 'iter_2.pth').exists()

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs densedet's pinned stack into .venv. Idempotent: a second run with the
+# same inputs checks a stamp and exits in seconds.
+#
+# The mmcv 2.1.0 build is the slow, fragile part (see docs/install.md):
+#  * built from the PyPI sdist with ops, --no-build-isolation (under isolation
+#    setup.py cannot import torch and silently drops the ops);
+#  * setuptools<81 because setup.py imports pkg_resources;
+#  * -std=c++14/17 patched to c++20 (torch 2.14 headers need C++20);
+#  * the wheel is cached per torch/mmcv version and CPU/CUDA flavour in
+#    $DENSEDET_CACHE (pip's own cache may return a wheel built against another torch).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3.11}"
+TORCH_VERSION=2.14.1
+TORCHVISION_VERSION=0.29.1
+MMCV_VERSION=2.1.0
+CACHE="${DENSEDET_CACHE:-$HOME/.cache/densedet}"
+REQS="$ROOT/requirements/runtime.txt"
+
+stamp_inputs() {
+  cat "$0" "$REQS" "$ROOT/setup.cfg"
+}
+STAMP="$VENV/.densedet-setup-$(stamp_inputs | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" ]]; then
+  echo "[setup] $VENV is up to date ($(basename "$STAMP"))"
+  exit 0
+fi
+
+log() { echo "[setup] $*"; }
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating venv $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+PY="$VENV/bin/python"
+
+log "build tools"
+"${PIP[@]}" install -q "pip>=23" "setuptools>=77,<81" wheel ninja
+log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
+"${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+
+# mmcv's ops flavour follows the hardware: CUDA ops only when nvcc and a device exist.
+FLAVOUR=cpu
+if command -v nvcc >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+  FLAVOUR=cuda
+fi
+WHEEL_DIR="$CACHE/wheels/torch-$TORCH_VERSION/mmcv-$MMCV_VERSION-$FLAVOUR"
+
+mmcv_ok() {
+  "$PY" - <<PYEOF 2>/dev/null
+import importlib.metadata as md, sys
+sys.exit(0 if md.version('mmcv') == '$MMCV_VERSION' else 1)
+PYEOF
+  [[ $? -eq 0 ]] && "$PY" -c 'from mmcv.ops import RoIAlign, nms' 2>/dev/null
+}
+
+if ! mmcv_ok; then
+  if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
+    log "building mmcv $MMCV_VERSION ($FLAVOUR ops) from sdist: ~10 min on 2 cores, cached in $WHEEL_DIR"
+    # Build-time imports of mmcv's setup.py.
+    "${PIP[@]}" install -q numpy packaging addict pyyaml yapf "opencv-python" Pillow "mmengine==0.10.7"
+    BUILD="$(mktemp -d)"
+    trap 'rm -rf "$BUILD"' EXIT
+    "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD"
+    tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
+    SRC="$BUILD/mmcv-$MMCV_VERSION"
+    sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+    grep -q 'std=c++20' "$SRC/setup.py" || { echo "[setup] could not patch C++ standard in mmcv setup.py" >&2; exit 1; }
+    mkdir -p "$WHEEL_DIR.tmp"
+    ENVS=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
+    [[ $FLAVOUR == cuda ]] && ENVS+=(FORCE_CUDA=1)
+    (cd "$SRC" && env "${ENVS[@]}" "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir -w "$WHEEL_DIR.tmp" .)
+    rm -rf "$WHEEL_DIR" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+  fi
+  log "installing cached mmcv wheel from $WHEEL_DIR"
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
+fi
+
+log "OpenMMLab stack and test tools ($REQS)"
+"${PIP[@]}" install -q -r "$REQS" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "mmcv==$MMCV_VERSION" \
+  --find-links "$WHEEL_DIR"
+log "densedet (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+
+"$PY" - <<'PYEOF'
+import torch, torchvision, mmcv, mmengine, mmseg, mmdet
+from mmcv.ops import RoIAlign, nms  # noqa: F401  (fails if mmcv was built without ops)
+print(f'[setup] torch {torch.__version__} torchvision {torchvision.__version__} mmcv {mmcv.__version__} '
+      f'mmengine {mmengine.__version__} mmseg {mmseg.__version__} mmdet {mmdet.__version__}')
+PYEOF
+rm -f "$VENV"/.densedet-setup-*
+touch "$STAMP"
+log "done"

@@ -1,0 +1,61 @@
+"""Test (evaluate) a checkpoint of a densedet / mmseg / mmdet config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PATH] [--show-dir DIR]
+                                           [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+``--out``: for segmentation configs a directory where the predicted label maps are
+written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a
+``.pkl`` file of the raw results (mmdet's ``DumpDetResults``).
+``--show-dir``: per-image visualizations (prediction overlays), relative to the work dir.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import densedet  # noqa: E402,F401
+from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
+    parser.add_argument('--out', help='where to write the predictions (see module docstring)')
+    parser.add_argument('--show', action='store_true', help='show prediction results in a window')
+    parser.add_argument('--show-dir', help='directory (under the work dir) for painted predictions')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_pipeline)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (xxx=yyy format)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
+                         cfg_options=args.cfg_options, launcher=args.launcher)
+    cfg.load_from = args.checkpoint
+    setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
+                       wait_time=args.wait_time, tta=args.tta)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if cfg.get('default_scope') == 'mmdet' and args.out:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,58 @@
+"""Train a densedet / mmseg / mmdet config with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
+                                 [--launcher none|pytorch|slurm|mpi]
+
+Same flags as mmseg's and mmdet's tools/train.py; the registry scope comes from the
+config's ``default_scope`` (``mmseg`` or ``mmdet``).
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import densedet  # noqa: E402,F401  (registers densedet and applies the compat fixes)
+from densedet.apis.config import prepare_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--resume', action='store_true', default=False,
+                        help='resume from the latest checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='mixed precision: fp16 on GPU, bfloat16 autocast on CPU')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (xxx=yyy format)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
+                         cfg_options=args.cfg_options, launcher=args.launcher)
+    if args.amp:
+        from densedet.apis.config import enable_amp
+        enable_amp(cfg)
+        print_log(f'mixed precision: {cfg.optim_wrapper.type}', logger='current', level=logging.INFO)
+    cfg.resume = args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
