@@ -64,6 +64,8 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
             raise KeyError('default_hooks.visualization is missing: the config cannot draw predictions')
         vis = hooks['visualization']
         vis['draw'] = True
+        if scope != 'mmdet':
+            vis['interval'] = 1  # paint every test image (mmseg's hook defaults to every 50th)
         if show:
             vis['show'] = True
             vis['wait_time'] = wait_time
