@@ -26,7 +26,7 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=2, persistent_workers=True,
+    batch_size=2, num_workers=1, persistent_workers=True,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=1, persistent_workers=False,
@@ -36,8 +36,8 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(85, 85)))
 
-# schedule
-max_iters = 240
+# schedule: 150 iterations of 2 images (about 6 minutes on 2 cores)
+max_iters = 150
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.03), clip_grad=dict(max_norm=5.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
