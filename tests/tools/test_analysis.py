@@ -1,0 +1,46 @@
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tools', 'analysis'))
+
+import benchmark  # noqa: E402
+import get_flops  # noqa: E402
+import plot_curves  # noqa: E402
+
+
+def test_get_flops_counts_every_parameter():
+    from densedet.models.backbones import RDNet
+    model = RDNet(arch='tiny')
+    res = get_flops.complexity(model, (64, 64))
+    assert res['params'] == sum(p.numel() for p in model.parameters())
+    # 224x224 has (224/64)^2 = 12.25x the pixels; every layer is convolutional
+    res224 = get_flops.complexity(model, (224, 224))
+    assert abs(res224['flops'] / res['flops'] - 12.25) < 0.01
+
+
+def test_benchmark_worker_measures_each_model():
+    class Args:
+        arch, config, size, batch, threads, iters = 'tiny', None, 64, 1, 1, 1
+    for name in ('densedet', 'densedet-cp', 'timm'):
+        Args.worker = name
+        res = benchmark.worker(Args)
+        assert res['forward_s'] > 0 and res['train_s'] > 0 and res['saved_mib'] > 0
+    Args.worker = 'densedet'
+    plain = benchmark.worker(Args)['saved_mib']
+    Args.worker = 'densedet-cp'
+    assert benchmark.worker(Args)['saved_mib'] < 0.5 * plain
+
+
+def test_plot_curves_reads_scalars(tmp_path):
+    run = tmp_path / '20260101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    with open(run / 'scalars.json', 'w') as f:
+        for i in range(1, 4):
+            f.write(json.dumps({'loss': 1.0 / i, 'lr': 0.1, 'iter': i, 'step': i}) + '\n')
+        f.write(json.dumps({'aAcc': 50.0, 'mIoU': 20.0, 'step': 3}) + '\n')
+    train, val = plot_curves.read_scalars(str(tmp_path))
+    assert len(train) == 3 and val[0]['mIoU'] == 20.0
+    out = plot_curves.plot(str(tmp_path), str(tmp_path / 'curves.png'))
+    assert os.path.getsize(out) > 1000
