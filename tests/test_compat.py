@@ -3,7 +3,6 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
-from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner.checkpoint import _load_checkpoint
 

@@ -35,8 +35,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating venv $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 PY="$VENV/bin/python"
+# pip warns about every package missing from this machine's extra local indexes: drop that noise.
+pip_() {
+  "$PY" -m pip --disable-pip-version-check "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+  return "${PIPESTATUS[0]}"
+}
+PIP=(pip_)
 
 log "build tools"
 "${PIP[@]}" install -q "pip>=23" "setuptools>=77,<81" wheel ninja
@@ -73,7 +78,7 @@ if ! mmcv_ok; then
     mkdir -p "$WHEEL_DIR.tmp"
     ENVS=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
     [[ $FLAVOUR == cuda ]] && ENVS+=(FORCE_CUDA=1)
-    (cd "$SRC" && env "${ENVS[@]}" "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir -w "$WHEEL_DIR.tmp" .)
+    (cd "$SRC" && export "${ENVS[@]}" && "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir -w "$WHEEL_DIR.tmp" .)
     rm -rf "$WHEEL_DIR" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
   fi
   log "installing cached mmcv wheel from $WHEEL_DIR"

@@ -97,3 +97,19 @@ def load_pretrained_weights(module: nn.Module,
     if unexpected:
         print_log(f'{owner}: unexpected keys in {path} (ignored): {unexpected}', logger=logger, level=30)
     return missing, unexpected
+
+
+def freeze(modules) -> None:
+    """Puts ``modules`` in eval mode and stops their gradients (``frozen_stages``)."""
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad = False
+
+
+def set_norm_eval(module: nn.Module) -> None:
+    """Puts every batch norm of ``module`` in eval mode (``norm_eval``): running stats stay fixed."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()

@@ -1,3 +1,4 @@
+from .densenet import DenseNet
 from .rdnet import RDNet
 
-__all__ = ['RDNet']
+__all__ = ["DenseNet", "RDNet"]

@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, make_dense_layers, round_down_to_multiple
-from ..utils import load_pretrained_weights, validate_frozen_stages, validate_out_indices
+from ..utils import freeze, load_pretrained_weights, validate_frozen_stages, validate_out_indices
 
 
 class RDNetMixer(nn.Module):
@@ -221,10 +221,7 @@ class RDNet(BaseModule):
         modules = [self.stem]
         if self.frozen_stages >= 1:
             modules += list(self.dense_stages[:self._level_ends[self.frozen_stages - 1] + 1])
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        freeze(modules)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -13,11 +13,15 @@ computation run under ``torch.utils.checkpoint``, so only the block input and
 the layers' outputs (O(L)) are stored and the concatenations are recomputed in
 backward.
 """
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+
+from .utils import avg_pool_type, conv_type, max_pool_type
 
 
 def _concat_and_apply(layer: nn.Module, *features: torch.Tensor) -> torch.Tensor:
@@ -76,3 +80,87 @@ def make_dense_layers(num_layers: int, in_channels: int, growth: int,
     ``build_layer(index, layer_in_channels)`` returns one layer.
     """
     return [build_layer(i, in_channels + i * growth) for i in range(num_layers)]
+
+
+class DenseLayer(nn.Module):
+    """The classic dense layer: BN-ReLU-conv, optionally behind a 1x1 bottleneck.
+
+    * ``bottleneck_width=4`` (DenseNet-BC, torchvision's layout): ``norm1-relu1-conv1``
+      (1x1 to ``4 * growth``) then ``norm2-relu2-conv2`` (3x3 to ``growth``);
+    * ``bottleneck_width=None`` (FC-DenseNet): ``norm1-relu1-conv1`` (3x3 to ``growth``).
+
+    Dropout (``drop_rate``) follows the last conv, as in both papers.
+
+    Args:
+        in_channels: channels of the concatenated input.
+        growth: new channels this layer adds.
+        spatial_dims: 2 (images) or 3 (volumes).
+        dilation: dilation of the 3x3 conv (for output strides 8/16).
+        norm_cfg / act_cfg: mmcv configs; for volumes use ``dict(type='BN3d')``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 growth: int,
+                 bottleneck_width: Optional[int] = 4,
+                 drop_rate: float = 0.0,
+                 dilation: int = 1,
+                 spatial_dims: int = 2,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None):
+        super().__init__()
+        conv = conv_type(spatial_dims)
+        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
+        act_cfg = act_cfg or dict(type='ReLU', inplace=True)
+        mid = in_channels
+        index = 1
+        if bottleneck_width is not None:
+            mid = bottleneck_width * growth
+            self.add_module('norm1', build_norm_layer(norm_cfg, in_channels)[1])
+            self.add_module('relu1', build_activation_layer(act_cfg))
+            self.add_module('conv1', conv(in_channels, mid, kernel_size=1, bias=False))
+            index = 2
+        self.add_module(f'norm{index}', build_norm_layer(norm_cfg, mid)[1])
+        self.add_module(f'relu{index}', build_activation_layer(act_cfg))
+        self.add_module(f'conv{index}', conv(mid, growth, kernel_size=3, padding=dilation, dilation=dilation,
+                                             bias=False))
+        self.drop_rate = drop_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x
+
+
+class DenseTransition(nn.Sequential):
+    """BN-ReLU-1x1 conv [-dropout] then pooling by 2 (torchvision's ``_Transition`` names).
+
+    Args:
+        pool: ``'avg'`` (DenseNet), ``'max'`` (FC-DenseNet's transition down) or
+            ``None`` (no downsampling, e.g. a dilated stage).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 pool: Optional[str] = 'avg',
+                 drop_rate: float = 0.0,
+                 spatial_dims: int = 2,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None):
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
+        act_cfg = act_cfg or dict(type='ReLU', inplace=True)
+        self.add_module('norm', build_norm_layer(norm_cfg, in_channels)[1])
+        self.add_module('relu', build_activation_layer(act_cfg))
+        self.add_module('conv', conv_type(spatial_dims)(in_channels, out_channels, kernel_size=1, bias=False))
+        if drop_rate > 0:
+            self.add_module('drop', nn.Dropout(drop_rate))
+        if pool == 'avg':
+            self.add_module('pool', avg_pool_type(spatial_dims)(kernel_size=2, stride=2))
+        elif pool == 'max':
+            self.add_module('pool', max_pool_type(spatial_dims)(kernel_size=2, stride=2))
+        elif pool is not None:
+            raise ValueError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")

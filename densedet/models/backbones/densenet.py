@@ -1,0 +1,192 @@
+"""DenseNet backbone.
+
+"Densely Connected Convolutional Networks", Huang et al., CVPR 2017
+(https://arxiv.org/abs/1608.06993); DenseNet-BC with the layout and module names of
+torchvision's ``densenet121/169/201/161``, so torchvision checkpoints (including the
+old-style ``norm.1`` keys torchvision itself remaps) load through ``init_cfg``.
+
+The four outputs are the dense block outputs at strides 4/8/16/32, taken before each
+transition (DenseNet-121: 256/512/1024/1024 channels); the last one goes through the final
+``norm5`` + ReLU as in torchvision's classifier path. ``with_cp=True`` is the
+memory-efficient DenseNet of Pleiss et al. (each concat-BN-ReLU-conv layer checkpointed).
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+
+from densedet.registry import MODELS
+from ..layers import DenseBlock, DenseLayer, DenseTransition, make_dense_layers
+from ..utils import (freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages,
+                     validate_out_indices)
+
+
+@MODELS.register_module()
+class DenseNet(BaseModule):
+    """DenseNet-BC backbone for mmseg / mmdet.
+
+    Args:
+        arch: ``'121' | '169' | '201' | '161'`` (ints accepted) or a dict with
+            ``growth_rate``, ``block_config`` and ``stem_channels``.
+        in_channels: input image channels.
+        out_indices: output levels to return (0..3 = strides 4/8/16/32).
+        output_stride: 32 (default), 16 or 8; the last one or two transitions stop
+            pooling and the following blocks use dilated 3x3 convs instead, so
+            mmseg's dilated heads (PSPHead, ASPPHead) work.
+        frozen_stages: ``-1`` none, ``0`` the stem, ``k`` the stem and levels ``< k``
+            (each level = the transition before it + its dense block).
+        norm_eval: keep every BatchNorm in eval mode during training.
+        drop_rate: dropout after each dense layer.
+        norm_cfg / act_cfg: mmcv configs of the norms and activations.
+        with_cp: memory-efficient mode (each dense layer checkpointed).
+        init_cfg: ``dict(type='Pretrained', checkpoint='densenet121-a639ec97.pth')`` loads
+            a torchvision checkpoint.
+    """
+
+    arch_settings: Dict[str, dict] = {
+        '121': dict(growth_rate=32, block_config=(6, 12, 24, 16), stem_channels=64),
+        '169': dict(growth_rate=32, block_config=(6, 12, 32, 32), stem_channels=64),
+        '201': dict(growth_rate=32, block_config=(6, 12, 48, 32), stem_channels=64),
+        '161': dict(growth_rate=48, block_config=(6, 12, 36, 24), stem_channels=96),
+    }
+
+    def __init__(self,
+                 arch: Union[str, int, dict] = '121',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 output_stride: int = 32,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 drop_rate: float = 0.0,
+                 bn_size: int = 4,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: dict = dict(type='ReLU', inplace=True),
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, int):
+            arch = str(arch)
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise KeyError(f'DenseNet: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
+                               'or pass a dict')
+            self.arch_name, arch = arch, self.arch_settings[arch]
+        else:
+            self.arch_name = 'custom'
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f'DenseNet: output_stride must be 8, 16 or 32, got {output_stride}')
+        growth, blocks = arch['growth_rate'], arch['block_config']
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        channels = arch['stem_channels']
+        features = OrderedDict([
+            ('conv0', nn.Conv2d(in_channels, channels, kernel_size=7, stride=2, padding=3, bias=False)),
+            ('norm0', build_norm_layer(norm_cfg, channels)[1]),
+            ('relu0', build_activation_layer(act_cfg)),
+            ('pool0', nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+        ])
+        # Levels past the output stride keep their resolution and dilate instead.
+        num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
+        feature_info, stride, dilation = [], 4, 1
+        for i, num_layers in enumerate(blocks):
+            if i > 0:
+                pool = 'avg' if i <= num_strided else None
+                features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool=pool, norm_cfg=norm_cfg,
+                                                             act_cfg=act_cfg)
+                channels //= 2
+                if pool:
+                    stride *= 2
+                else:
+                    dilation *= 2
+            layers = make_dense_layers(
+                num_layers, channels, growth,
+                lambda j, c, d=dilation: DenseLayer(c, growth, bn_size, drop_rate, dilation=d, norm_cfg=norm_cfg,
+                                                    act_cfg=act_cfg))
+            features[f'denseblock{i + 1}'] = DenseBlock(layers, layer_name='denselayer{}', first_index=1,
+                                                        with_cp=with_cp)
+            channels += num_layers * growth
+            feature_info.append(dict(num_chs=channels, reduction=stride, module=f'features.denseblock{i + 1}'))
+        features['norm5'] = build_norm_layer(norm_cfg, channels)[1]
+        self.features = nn.Sequential(features)
+        self.final_act = build_activation_layer(act_cfg)
+
+        self.feature_info = feature_info
+        self.out_indices = validate_out_indices(out_indices, len(feature_info), 'DenseNet')
+        self.frozen_stages = validate_frozen_stages(frozen_stages, len(feature_info), 'DenseNet')
+        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
+        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
+        self._freeze_stages()
+
+    def _level_modules(self, level: int) -> List[nn.Module]:
+        names = ([f'transition{level}'] if level > 0 else []) + [f'denseblock{level + 1}']
+        if level == len(self.feature_info) - 1:
+            names.append('norm5')
+        return [getattr(self.features, n) for n in names]
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = [self.features.conv0, self.features.norm0]
+        for level in range(self.frozen_stages):
+            modules += self._level_modules(level)
+        freeze(modules)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            set_norm_eval(self)
+        return self
+
+    def init_weights(self):
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
+                                    filter_fn=torchvision_densenet_filter)
+            self._is_init = True
+            return
+        if self.init_cfg is None:  # torchvision's init
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        f = self.features
+        x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
+        outs = []
+        last = len(self.feature_info) - 1
+        for level in range(len(self.feature_info)):
+            if level > 0:
+                x = getattr(f, f'transition{level}')(x)
+            x = getattr(f, f'denseblock{level + 1}')(x)
+            out = self.final_act(f.norm5(x)) if level == last else x
+            if level in self.out_indices:
+                outs.append(out)
+        return tuple(outs)
+
+
+_OLD_TORCHVISION_KEY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$')
+
+
+def torchvision_densenet_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """torchvision DenseNet checkpoints -> :class:`DenseNet` names (drops the classifier,
+    renames the old ``denselayerN.norm.1`` keys to ``denselayerN.norm1``)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith('classifier.'):
+            continue
+        match = _OLD_TORCHVISION_KEY.match(key)
+        if match:
+            key = match.group(1) + match.group(2)
+        out[key] = value
+    return out

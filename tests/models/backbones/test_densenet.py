@@ -1,0 +1,122 @@
+import pytest
+import torch
+import torchvision
+
+from densedet.models.backbones import DenseNet
+
+CHANNELS = {'121': (256, 512, 1024, 1024), '169': (256, 512, 1280, 1664), '201': (256, 512, 1792, 1920),
+            '161': (384, 768, 2112, 2208)}
+
+
+def _torchvision(arch):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, f'densenet{arch}')(weights=None).eval()
+    with torch.no_grad():  # non-trivial BN statistics so eval-mode norms matter
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    return model
+
+
+def _torchvision_features(model, x):
+    """The dense block outputs and relu(norm5(.)), straight from torchvision's modules."""
+    outs = []
+    for name, module in model.features.named_children():
+        x = module(x)
+        if name.startswith('denseblock') and name != 'denseblock4':
+            outs.append(x)
+    outs.append(torch.relu(x))
+    return outs
+
+
+@pytest.mark.parametrize('arch', ['121', '169', '201', '161'])
+def test_parity_with_torchvision(arch, tmp_path):
+    ref = _torchvision(arch)
+    path = tmp_path / f'densenet{arch}.pth'
+    torch.save(ref.state_dict(), path)
+    model = DenseNet(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = model(x), _torchvision_features(ref, x)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert tuple(o.shape[1] for o in ours) == CHANNELS[arch] == model.out_channels
+    assert model.out_strides == (4, 8, 16, 32)
+
+
+def test_old_style_torchvision_keys_load(tmp_path):
+    ref = _torchvision('121')
+    old = {}
+    for k, v in ref.state_dict().items():  # 'denselayer1.norm1.weight' -> 'denselayer1.norm.1.weight'
+        for part in ('norm1', 'norm2', 'relu1', 'relu2', 'conv1', 'conv2'):
+            if f'.{part}.' in k and 'denselayer' in k:
+                k = k.replace(f'.{part}.', f'.{part[:-1]}.{part[-1]}.')
+        old[k] = v
+    assert any('.norm.1.' in k for k in old)
+    path = tmp_path / 'densenet121-old.pth'
+    torch.save(old, path)
+    model = DenseNet(arch=121, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[3], _torchvision_features(ref, x)[3], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
+def test_output_stride_dilates_instead_of_pooling(output_stride, strides):
+    model = DenseNet(arch='121', output_stride=output_stride).eval()
+    assert model.out_strides == strides
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [64 // o.shape[-1] for o in outs] == list(strides)
+    dilated = model.features.denseblock4.denselayer1.conv2
+    assert dilated.dilation == ((2, 2) if output_stride == 16 else (4, 4))
+    # same parameters as the undilated network: torchvision weights still load
+    assert model.state_dict().keys() == DenseNet(arch='121').state_dict().keys()
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain, ckpt = DenseNet(arch='121'), DenseNet(arch='121', with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    outs_p, outs_c = plain(x), ckpt(x)
+    for a, b in zip(outs_p, outs_c):
+        torch.testing.assert_close(a, b)
+    sum(o.mean() for o in outs_p).backward()
+    sum(o.mean() for o in outs_c).backward()
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+
+
+def test_frozen_stages_and_norm_eval():
+    model = DenseNet(arch='121', frozen_stages=2, norm_eval=True)
+    model.train()
+    for name, p in model.named_parameters():
+        frozen = name.startswith(('features.conv0', 'features.norm0', 'features.denseblock1.',
+                                  'features.transition1.', 'features.denseblock2.'))
+        assert p.requires_grad != frozen, name
+    assert all(not m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(arch='122'), KeyError, "unknown arch '122'"),
+    (dict(out_indices=(5, )), ValueError, r'out_indices \[5\] out of range'),
+    (dict(frozen_stages=-2), ValueError, 'frozen_stages must be in -1..4'),
+    (dict(output_stride=4), ValueError, 'output_stride must be 8, 16 or 32'),
+])
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DenseNet(**kwargs)
+
+
+def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
+    path = tmp_path / 'densenet169.pth'
+    torch.save(_torchvision('169').state_dict(), path)
+    model = DenseNet(arch='121', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r"densenet169.pth does not fit DenseNet \(arch '121'\)"):
+        model.init_weights()
