@@ -113,3 +113,11 @@ def set_norm_eval(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, _BatchNorm):
             m.eval()
+
+
+def maybe_checkpoint(enabled: bool, fn, *args):
+    """``fn(*args)``, under activation checkpointing when ``enabled`` and autograd is recording."""
+    if enabled and torch.is_grad_enabled():
+        import torch.utils.checkpoint as cp
+        return cp.checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)

@@ -1,4 +1,7 @@
 from .densenet import DenseNet
+from .dla import DLA
+from .dpn import DPN
 from .rdnet import RDNet
+from .vovnet import VoVNet
 
-__all__ = ["DenseNet", "RDNet"]
+__all__ = ["DenseNet", "DLA", "DPN", "RDNet", "VoVNet"]

@@ -18,9 +18,9 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
+from ..utils import maybe_checkpoint
 from .utils import avg_pool_type, conv_type, max_pool_type
 
 
@@ -41,6 +41,10 @@ class DenseBlock(nn.Module):
         output: ``'all'`` returns the block input concatenated with every new
             feature map (DenseNet, RDNet); ``'new'`` returns only the maps the
             layers added (FC-DenseNet's upsampling path).
+        connectivity: ``'dense'``: layer ``i`` sees the block input and every earlier
+            layer's output (DenseNet); ``'chain'``: layer ``i`` sees only the previous
+            output, and everything is aggregated once at the end (VoVNet's one-shot
+            aggregation, OSA).
         with_cp: checkpoint each layer (memory-efficient dense connectivity).
     """
 
@@ -49,10 +53,14 @@ class DenseBlock(nn.Module):
                  layer_name: str = 'layer{}',
                  first_index: int = 0,
                  output: str = 'all',
+                 connectivity: str = 'dense',
                  with_cp: bool = False):
         super().__init__()
         if output not in ('all', 'new'):
             raise ValueError(f"DenseBlock output must be 'all' or 'new', got {output!r}")
+        if connectivity not in ('dense', 'chain'):
+            raise ValueError(f"DenseBlock connectivity must be 'dense' or 'chain', got {connectivity!r}")
+        self.connectivity = connectivity
         for i, layer in enumerate(layers):
             self.add_module(layer_name.format(i + first_index), layer)
         self.output = output
@@ -60,14 +68,9 @@ class DenseBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features: List[torch.Tensor] = [x]
-        # Recomputation only pays off when a backward pass will follow.
-        use_cp = self.with_cp and torch.is_grad_enabled()
         for layer in self.children():
-            if use_cp:
-                new = cp.checkpoint(_concat_and_apply, layer, *features, use_reentrant=False)
-            else:
-                new = _concat_and_apply(layer, *features)
-            features.append(new)
+            inputs = features if self.connectivity == 'dense' else features[-1:]
+            features.append(maybe_checkpoint(self.with_cp, _concat_and_apply, layer, *inputs))
         if self.output == 'new':
             features = features[1:]
         return features[0] if len(features) == 1 else torch.cat(features, 1)

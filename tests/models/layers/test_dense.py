@@ -86,3 +86,20 @@ def test_effective_se_gates_channels(spatial_dims):
 def test_bad_spatial_dims():
     with pytest.raises(ValueError, match='spatial_dims'):
         conv_type(4)
+
+
+def test_chain_connectivity_is_one_shot_aggregation():
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self, i, in_ch):
+            super().__init__()
+            self.conv = nn.Conv2d(4 if i == 0 else 3, 3, 1)
+
+        def forward(self, x):
+            seen.append(x.shape[1])
+            return self.conv(x)
+
+    out = DenseBlock(make_dense_layers(3, 4, 3, Probe), connectivity='chain')(torch.randn(1, 4, 5, 5))
+    assert seen == [4, 3, 3]  # each layer sees only the previous output
+    assert out.shape[1] == 4 + 3 * 3  # all outputs are aggregated once
