@@ -13,7 +13,7 @@ computation run under ``torch.utils.checkpoint``, so only the block input and
 the layers' outputs (O(L)) are stored and the concatenations are recomputed in
 backward.
 """
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -40,11 +40,13 @@ class DenseBlock(nn.Module):
             (torchvision DenseNet), so upstream checkpoints keep their keys.
         output: ``'all'`` returns the block input concatenated with every new
             feature map (DenseNet, RDNet); ``'new'`` returns only the maps the
-            layers added (FC-DenseNet's upsampling path).
-        connectivity: ``'dense'``: layer ``i`` sees the block input and every earlier
-            layer's output (DenseNet); ``'chain'``: layer ``i`` sees only the previous
-            output, and everything is aggregated once at the end (VoVNet's one-shot
-            aggregation, OSA).
+            layers added (FC-DenseNet's upsampling path); or a list of indices into
+            ``[input, out_0, out_1, ...]`` (HarDNet keeps the odd ones and the last).
+        connectivity: which earlier maps each layer sees, as indices into
+            ``[input, out_0, ...]``: ``'dense'`` all of them (DenseNet); ``'chain'``
+            only the previous one, everything aggregated once at the end (VoVNet's
+            one-shot aggregation); or an explicit list per layer (HarDNet's harmonic
+            links, see :func:`harmonic_links`).
         with_cp: checkpoint each layer (memory-efficient dense connectivity).
     """
 
@@ -52,28 +54,48 @@ class DenseBlock(nn.Module):
                  layers: Sequence[nn.Module],
                  layer_name: str = 'layer{}',
                  first_index: int = 0,
-                 output: str = 'all',
-                 connectivity: str = 'dense',
+                 output: Union[str, Sequence[int]] = 'all',
+                 connectivity: Union[str, Sequence[Sequence[int]]] = 'dense',
                  with_cp: bool = False):
         super().__init__()
-        if output not in ('all', 'new'):
-            raise ValueError(f"DenseBlock output must be 'all' or 'new', got {output!r}")
-        if connectivity not in ('dense', 'chain'):
-            raise ValueError(f"DenseBlock connectivity must be 'dense' or 'chain', got {connectivity!r}")
-        self.connectivity = connectivity
+        n = len(layers)
+        if connectivity == 'dense':
+            links = [list(range(i + 1)) for i in range(n)]
+        elif connectivity == 'chain':
+            links = [[i] for i in range(n)]
+        elif isinstance(connectivity, str) or len(connectivity) != n:
+            raise ValueError(f"DenseBlock connectivity must be 'dense', 'chain' or one list of links per layer, "
+                             f'got {connectivity!r}')
+        else:
+            links = [list(link) for link in connectivity]
+        if output == 'all':
+            output = list(range(n + 1))
+        elif output == 'new':
+            output = list(range(1, n + 1))
+        elif isinstance(output, str):
+            raise ValueError(f"DenseBlock output must be 'all', 'new' or a list of indices, got {output!r}")
         for i, layer in enumerate(layers):
             self.add_module(layer_name.format(i + first_index), layer)
-        self.output = output
+        self.links = links
+        self.output = list(output)
         self.with_cp = with_cp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features: List[torch.Tensor] = [x]
-        for layer in self.children():
-            inputs = features if self.connectivity == 'dense' else features[-1:]
+        for layer, link in zip(self.children(), self.links):
+            inputs = [features[j] for j in link]
             features.append(maybe_checkpoint(self.with_cp, _concat_and_apply, layer, *inputs))
-        if self.output == 'new':
-            features = features[1:]
-        return features[0] if len(features) == 1 else torch.cat(features, 1)
+        outs = [features[j] for j in self.output]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+
+def harmonic_links(num_layers: int) -> List[List[int]]:
+    """HarDNet's harmonic connectivity: layer ``k`` (1-based) reads the maps ``k - 2**i``
+    for every ``2**i`` that divides ``k`` (index 0 is the block input)."""
+    links = []
+    for k in range(1, num_layers + 1):
+        links.append([k - 2**i for i in range(k.bit_length()) if k % 2**i == 0])
+    return links
 
 
 def make_dense_layers(num_layers: int, in_channels: int, growth: int,

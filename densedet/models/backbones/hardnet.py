@@ -1,0 +1,201 @@
+"""HarDNet backbone (Harmonic Densely Connected Networks).
+
+"HarDNet: A Low Memory Traffic Network", Chao et al., ICCV 2019
+(https://arxiv.org/abs/1909.00948). Module names follow the official PyTorch code
+(PingoLH/Pytorch-HarDNet: ``base.{i}`` with ``conv``/``norm`` children), so the official
+checkpoints (``hardnet68.pth``, ``hardnet85.pth``, and with ``depthwise=True`` the
+``hardnet39ds``/``hardnet68ds`` ones) load through ``init_cfg``.
+
+A harmonic dense block connects layer ``k`` only to layers ``k - 2**n`` (the shared
+:class:`~densedet.models.layers.DenseBlock` with :func:`~densedet.models.layers.harmonic_links`),
+widens layers with many inputs by ``grmul`` per extra link, and outputs the odd layers and the
+last one. The four outputs are taken at the end of each resolution (strides 4/8/16/32).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+
+from densedet.registry import MODELS
+from ..layers import DenseBlock, harmonic_links
+from ..utils import (freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages,
+                     validate_out_indices)
+
+_BN = dict(type='BN', requires_grad=True)
+_RELU6 = dict(type='ReLU6', inplace=True)
+
+
+class ConvLayer(nn.Sequential):
+    """conv -> norm -> ReLU6 (the official ``ConvLayer``)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU6):
+        super().__init__()
+        self.add_module('conv', nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=False))
+        self.add_module('norm', build_norm_layer(norm_cfg, out_ch)[1])
+        self.add_module('relu', build_activation_layer(act_cfg))
+
+
+class DWConvLayer(nn.Sequential):
+    """3x3 depthwise conv -> norm, no activation (the official ``DWConvLayer``)."""
+
+    def __init__(self, channels: int, stride: int = 1, norm_cfg: dict = _BN):
+        super().__init__()
+        self.add_module('dwconv', nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False))
+        self.add_module('norm', build_norm_layer(norm_cfg, channels)[1])
+
+
+class CombConvLayer(nn.Sequential):
+    """1x1 ConvLayer -> 3x3 depthwise (HarDNet-DS layers)."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm_cfg: dict = _BN, act_cfg: dict = _RELU6):
+        super().__init__()
+        self.add_module('layer1', ConvLayer(in_ch, out_ch, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
+        self.add_module('layer2', DWConvLayer(out_ch, norm_cfg=norm_cfg))
+
+
+class HarDBlock(nn.Module):
+    """Harmonic dense block; ``out_channels`` = the sum of the kept layers' widths."""
+
+    def __init__(self, in_ch: int, growth: int, grmul: float, num_layers: int, depthwise: bool = False,
+                 norm_cfg: dict = _BN, act_cfg: dict = _RELU6, with_cp: bool = False):
+        super().__init__()
+        links = harmonic_links(num_layers)
+        widths = [in_ch]
+        layers = []
+        for link in links:
+            width = growth * grmul**(len(link) - 1)
+            width = int(int(width + 1) / 2) * 2  # the official rounding to an even width
+            layer_in = sum(widths[j] for j in link)
+            layers.append(CombConvLayer(layer_in, width, norm_cfg, act_cfg) if depthwise else
+                          ConvLayer(layer_in, width, norm_cfg=norm_cfg, act_cfg=act_cfg))
+            widths.append(width)
+        keep = [j for j in range(1, num_layers + 1) if j % 2 == 1 or j == num_layers]
+        self.layers = DenseBlock(layers, layer_name='{}', connectivity=links, output=keep, with_cp=with_cp)
+        self.out_channels = sum(widths[j] for j in keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+@MODELS.register_module()
+class HarDNet(BaseModule):
+    """HarDNet backbone for mmseg / mmdet.
+
+    Args:
+        arch: ``'39' | '68' | '85'`` (ints accepted) or a dict with the keys of
+            :attr:`arch_settings` entries.
+        depthwise: the "DS" variants (depthwise-separable layers, strided depthwise
+            convs instead of max pooling).
+        out_indices: output levels (0..3 = strides 4/8/16/32).
+        frozen_stages: ``-1`` none, ``0`` the stem, ``k`` the stem and levels ``< k``.
+        norm_eval: keep BatchNorms in eval mode while training.
+        norm_cfg / act_cfg: mmcv configs (the paper uses BN and ReLU6).
+        with_cp: checkpoint each harmonic layer.
+        init_cfg: ``dict(type='Pretrained', checkpoint='hardnet68.pth')`` (official layout).
+    """
+
+    arch_settings: Dict[str, dict] = {
+        '39': dict(stem=(24, 48), widths=(96, 320, 640, 1024), grmul=1.6, growth=(16, 20, 64, 160),
+                   layers=(4, 16, 8, 4), downsample=(1, 1, 1, 0), dropout_before_last=False),
+        '68': dict(stem=(32, 64), widths=(128, 256, 320, 640, 1024), grmul=1.7, growth=(14, 16, 20, 40, 160),
+                   layers=(8, 16, 16, 16, 4), downsample=(1, 0, 1, 1, 0), dropout_before_last=False),
+        '85': dict(stem=(48, 96), widths=(192, 256, 320, 480, 720, 1280), grmul=1.7,
+                   growth=(24, 24, 28, 36, 48, 256), layers=(8, 16, 16, 16, 16, 4), downsample=(1, 0, 1, 0, 1, 0),
+                   dropout_before_last=True),
+    }
+
+    def __init__(self,
+                 arch: Union[str, int, dict] = '68',
+                 depthwise: bool = False,
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU6,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, int):
+            arch = str(arch)
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise KeyError(f'HarDNet: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
+                               'or pass a dict')
+            self.arch_name, arch = arch, self.arch_settings[arch]
+        else:
+            self.arch_name = 'custom'
+        self.norm_eval = norm_eval
+        layer_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        def downsample(ch, kernel):
+            return DWConvLayer(ch, stride=2, norm_cfg=norm_cfg) if depthwise else \
+                nn.MaxPool2d(kernel_size=kernel, stride=2, padding=kernel // 2 if kernel == 3 else 0)
+
+        stem = arch['stem']
+        base = [ConvLayer(in_channels, stem[0], 3, stride=2, **layer_cfg),
+                ConvLayer(stem[0], stem[1], 1 if depthwise else 3, **layer_cfg),
+                downsample(stem[1], 3)]
+        self._stem_end = len(base)
+        feature_info, self._level_ends = [], []
+        channels, stride = stem[1], 4
+        num_blocks = len(arch['layers'])
+        for i in range(num_blocks):
+            block = HarDBlock(channels, arch['growth'][i], arch['grmul'], arch['layers'][i], depthwise,
+                              with_cp=with_cp, **layer_cfg)
+            base.append(block)
+            if i == num_blocks - 1 and arch['dropout_before_last']:
+                base.append(nn.Dropout(0.1))
+            base.append(ConvLayer(block.out_channels, arch['widths'][i], 1, **layer_cfg))
+            channels = arch['widths'][i]
+            if arch['downsample'][i] or i == num_blocks - 1:  # the last layer at this resolution
+                feature_info.append(dict(num_chs=channels, reduction=stride, module=f'base.{len(base) - 1}'))
+                self._level_ends.append(len(base) - 1)
+            if arch['downsample'][i]:
+                base.append(downsample(channels, 2))
+                stride *= 2
+        self.base = nn.ModuleList(base)
+
+        if len(feature_info) != 4:
+            raise ValueError(f'HarDNet: arch gives {len(feature_info)} resolutions, 4 are needed')
+        self.feature_info = feature_info
+        self.out_indices = validate_out_indices(out_indices, 4, 'HarDNet')
+        self.frozen_stages = validate_frozen_stages(frozen_stages, 4, 'HarDNet')
+        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
+        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
+        self._freeze_stages()
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        end = self._stem_end if self.frozen_stages == 0 else self._level_ends[self.frozen_stages - 1] + 1
+        freeze(self.base[:end])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            set_norm_eval(self)
+        return self
+
+    def init_weights(self):
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            num = len(self.base)  # the official classifier is base.{num}
+            load_pretrained_weights(
+                self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
+                filter_fn=lambda sd: {k: v for k, v in sd.items() if not k.startswith(f'base.{num}.')})
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        outs = []
+        ends = {end: level for level, end in enumerate(self._level_ends)}
+        for i, module in enumerate(self.base):
+            x = module(x)
+            if ends.get(i) in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from densedet.models.backbones import HarDNet
+
+# Paper / official README: parameters with the 1000-class classifier.
+PAPER_PARAMS_M = {'68': 17.6, '85': 36.7}
+CHANNELS = {'39': (96, 320, 640, 1024), '68': (128, 320, 640, 1024), '85': (192, 320, 720, 1280)}
+
+
+def _with_classifier(model):
+    """The official state dict: the backbone plus ``base.{N}`` = (pool, flatten, dropout, Linear)."""
+    state = dict(model.state_dict())
+    n, c = len(model.base), model.feature_info[-1]['num_chs']
+    state[f'base.{n}.3.weight'] = torch.randn(1000, c)
+    state[f'base.{n}.3.bias'] = torch.zeros(1000)
+    return state
+
+
+@pytest.mark.parametrize('arch', ['68', '85'])
+def test_parameter_counts_match_the_paper(arch):
+    model = HarDNet(arch=arch)
+    total = sum(v.numel() for k, v in _with_classifier(model).items() if 'running' not in k and 'num_batches' not in k)
+    assert round(total / 1e6, 1) == PAPER_PARAMS_M[arch]
+
+
+@pytest.mark.parametrize('arch', ['39', '68', '85'])
+def test_output_shapes(arch):
+    model = HarDNet(arch=arch).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert tuple(o.shape[1] for o in outs) == CHANNELS[arch] == model.out_channels
+    assert [64 // o.shape[-1] for o in outs] == [4, 8, 16, 32] == list(model.out_strides)
+
+
+def test_official_layout_and_harmonic_widths():
+    """Key names and shapes of the official HarDNet68, computed by hand from the paper's rule."""
+    shapes = {k: tuple(v.shape) for k, v in HarDNet(arch='68').state_dict().items()}
+    assert shapes['base.0.conv.weight'] == (32, 3, 3, 3)
+    assert shapes['base.1.conv.weight'] == (64, 32, 3, 3)
+    assert shapes['base.3.layers.0.conv.weight'] == (14, 64, 3, 3)  # k=1: reads the block input
+    assert shapes['base.3.layers.1.conv.weight'] == (24, 78, 3, 3)  # k=2: reads 1 and 0, 14*1.7 -> 24
+    assert shapes['base.3.layers.3.conv.weight'] == (40, 14 + 24 + 64, 3, 3)  # k=4: reads 3, 2, 0
+    assert shapes['base.4.conv.weight'] == (128, 14 + 14 + 14 + 14 + 68, 1, 1)  # odd layers + last
+
+
+def test_official_checkpoint_loads_and_drops_classifier(tmp_path):
+    src = HarDNet(arch='68').eval()
+    path = tmp_path / 'hardnet68.pth'
+    torch.save(_with_classifier(src), path)
+    model = HarDNet(arch='68', init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), src(x)):
+            torch.testing.assert_close(a, b)
+
+
+def test_depthwise_variant_builds_official_ds_layout():
+    shapes = {k: tuple(v.shape) for k, v in HarDNet(arch='39', depthwise=True).state_dict().items()}
+    assert shapes['base.1.conv.weight'] == (48, 24, 1, 1)
+    assert shapes['base.2.dwconv.weight'] == (48, 1, 3, 3)  # strided depthwise instead of max pooling
+    assert shapes['base.3.layers.0.layer1.conv.weight'] == (16, 48, 1, 1)
+    assert shapes['base.3.layers.0.layer2.dwconv.weight'] == (16, 1, 3, 3)
+
+
+def test_with_cp_frozen_and_norm_eval():
+    torch.manual_seed(0)
+    plain, ckpt = HarDNet(arch='39'), HarDNet(arch='39', with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    sum(o.mean() for o in plain(x)).backward()
+    sum(o.mean() for o in ckpt(x)).backward()
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    model = HarDNet(arch='68', frozen_stages=1, norm_eval=True)
+    model.train()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters() if int(n.split('.')[1]) <= 4}
+    assert all(not m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(arch='100'), KeyError, "unknown arch '100'"),
+    (dict(out_indices=(4, )), ValueError, 'out of range'),
+    (dict(frozen_stages=5), ValueError, 'frozen_stages must be in -1..4'),
+])
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        HarDNet(**kwargs)
+
+
+def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
+    path = tmp_path / 'hardnet85.pth'
+    torch.save(HarDNet(arch='85').state_dict(), path)
+    model = HarDNet(arch='68', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r"hardnet85.pth does not fit HarDNet \(arch '68'\)"):
+        model.init_weights()
