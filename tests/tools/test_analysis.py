@@ -22,8 +22,8 @@ def test_get_flops_counts_every_parameter():
 
 def test_benchmark_worker_measures_each_model():
     class Args:
-        arch, config, size, batch, threads, iters = 'tiny', None, 64, 1, 1, 1
-    for name in ('densedet', 'densedet-cp', 'timm'):
+        family, arch, config, size, batch, threads, iters = 'rdnet', 'tiny', None, 64, 1, 1, 1
+    for name in ('densedet', 'densedet-cp', 'reference'):
         Args.worker = name
         res = benchmark.worker(Args)
         assert res['forward_s'] > 0 and res['train_s'] > 0 and res['saved_mib'] > 0
@@ -44,3 +44,12 @@ def test_plot_curves_reads_scalars(tmp_path):
     assert len(train) == 3 and val[0]['mIoU'] == 20.0
     out = plot_curves.plot(str(tmp_path), str(tmp_path / 'curves.png'))
     assert os.path.getsize(out) > 1000
+
+
+def test_benchmark_families_with_and_without_reference():
+    class Args:
+        config, size, batch, threads, iters = None, 64, 1, 1, 1
+    for family, arch, name in (('densenet', '121', 'reference'), ('densenet', '121', 'densedet'),
+                               ('hardnet', '39', 'densedet-cp')):
+        Args.family, Args.arch, Args.worker = family, arch, name
+        assert benchmark.worker(Args)['train_s'] > 0

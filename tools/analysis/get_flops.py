@@ -1,9 +1,12 @@
 """Parameters and FLOPs of a config's model (or a bare densedet backbone), mmengine's counter.
 
     python tools/analysis/get_flops.py configs/upernet_rdnet_ade20k.py --shape 512 512
+    python tools/analysis/get_flops.py configs/densenet/mask-rcnn_densenet121_fpn_1x_coco.py --shape 800 1333
     python tools/analysis/get_flops.py --backbone RDNet --arch tiny --shape 224 224
 
-FLOPs count one multiply-add as one FLOP (mmengine / fvcore convention).
+FLOPs count one multiply-add as one FLOP (mmengine / fvcore convention). Segmentors are counted
+on their inference path (backbone + decode head); detectors on backbone + neck only
+(``extract_feat``: the RPN / RoI heads' cost depends on the number of proposals).
 """
 import argparse
 import os
@@ -32,9 +35,9 @@ def from_config(path: str, shape) -> dict:
     cfg = Config.fromfile(path)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
-    if hasattr(model, '_forward'):
-        return complexity(model, shape, forward=lambda x: model._forward(x))
-    return complexity(model, shape)
+    if cfg.get('default_scope') == 'mmdet':
+        return complexity(model, shape, forward=lambda x: model.extract_feat(x))
+    return complexity(model, shape, forward=lambda x: model._forward(x))
 
 
 def main():

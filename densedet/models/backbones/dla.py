@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
@@ -22,6 +22,7 @@ from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm
 
 
 _BN = dict(type='BN', requires_grad=True)
+_RELU = dict(type='ReLU', inplace=True)
 
 
 def _conv_bn(in_ch, out_ch, kernel, stride=1, dilation=1, norm_cfg=_BN):
@@ -33,11 +34,12 @@ def _conv_bn(in_ch, out_ch, kernel, stride=1, dilation=1, norm_cfg=_BN):
 class DLABasic(nn.Module):
     """Two 3x3 conv-BN with a residual (DLA-34)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, norm_cfg: dict = _BN):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU):
         super().__init__()
         self.conv1, self.bn1 = _conv_bn(in_ch, out_ch, 3, stride, dilation, norm_cfg)
         self.conv2, self.bn2 = _conv_bn(out_ch, out_ch, 3, 1, dilation, norm_cfg)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = build_activation_layer(act_cfg)
 
     def forward(self, x, residual=None):
         residual = x if residual is None else residual
@@ -48,13 +50,14 @@ class DLABasic(nn.Module):
 class DLABottleneck(nn.Module):
     """1x1 -> 3x3 -> 1x1 bottleneck (half width) with a residual (DLA-60/102)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, norm_cfg: dict = _BN):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU):
         super().__init__()
         mid = out_ch // 2
         self.conv1, self.bn1 = _conv_bn(in_ch, mid, 1, norm_cfg=norm_cfg)
         self.conv2, self.bn2 = _conv_bn(mid, mid, 3, stride, dilation, norm_cfg)
         self.conv3, self.bn3 = _conv_bn(mid, out_ch, 1, norm_cfg=norm_cfg)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = build_activation_layer(act_cfg)
 
     def forward(self, x, residual=None):
         residual = x if residual is None else residual
@@ -66,10 +69,10 @@ class DLABottleneck(nn.Module):
 class DLARoot(nn.Module):
     """Aggregation node: concat children -> 1x1 conv -> BN [+ first child] -> ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, residual: bool, norm_cfg: dict = _BN):
+    def __init__(self, in_ch: int, out_ch: int, residual: bool, norm_cfg: dict = _BN, act_cfg: dict = _RELU):
         super().__init__()
         self.conv, self.bn = _conv_bn(in_ch, out_ch, 1, norm_cfg=norm_cfg)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = build_activation_layer(act_cfg)
         self.residual = residual
 
     def forward(self, children: List[torch.Tensor]) -> torch.Tensor:
@@ -83,20 +86,21 @@ class DLATree(nn.Module):
     """A tree of ``2 ** depth`` blocks with aggregation roots (hierarchical aggregation)."""
 
     def __init__(self, depth: int, block, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1,
-                 level_root: bool = False, root_dim: int = 0, root_residual: bool = False, norm_cfg: dict = _BN):
+                 level_root: bool = False, root_dim: int = 0, root_residual: bool = False, norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU):
         super().__init__()
         root_dim = (root_dim or 2 * out_ch) + (in_ch if level_root else 0)
         self.downsample = nn.MaxPool2d(stride, stride=stride) if stride > 1 else nn.Identity()
         self.project = nn.Identity()
         self.level_root = level_root
         if depth == 1:
-            self.tree1 = block(in_ch, out_ch, stride, dilation, norm_cfg)
-            self.tree2 = block(out_ch, out_ch, 1, dilation, norm_cfg)
+            self.tree1 = block(in_ch, out_ch, stride, dilation, norm_cfg, act_cfg)
+            self.tree2 = block(out_ch, out_ch, 1, dilation, norm_cfg, act_cfg)
             if in_ch != out_ch:
                 self.project = nn.Sequential(*_conv_bn(in_ch, out_ch, 1, norm_cfg=norm_cfg))
-            self.root = DLARoot(root_dim, out_ch, root_residual, norm_cfg)
+            self.root = DLARoot(root_dim, out_ch, root_residual, norm_cfg, act_cfg)
         else:
-            sub = dict(root_residual=root_residual, norm_cfg=norm_cfg)
+            sub = dict(root_residual=root_residual, norm_cfg=norm_cfg, act_cfg=act_cfg)
             self.tree1 = DLATree(depth - 1, block, in_ch, out_ch, stride, dilation, **sub)
             self.tree2 = DLATree(depth - 1, block, out_ch, out_ch, 1, dilation, root_dim=root_dim + out_ch, **sub)
             self.root = None
@@ -124,7 +128,7 @@ class DLA(BaseModule):
         frozen_stages: ``-1`` none, ``0`` the stem (base layer, levels 0-1), ``k`` the
             stem and output levels ``< k``.
         norm_eval: keep BatchNorms in eval mode while training.
-        norm_cfg: mmcv norm config (e.g. ``dict(type='SyncBN')``); activations are ReLU.
+        norm_cfg / act_cfg: mmcv configs (BN and ReLU in the paper; e.g. ``dict(type='SyncBN')``).
         with_cp: checkpoint each output level (recomputed in backward, to save memory).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with a timm ``dla*`` checkpoint.
     """
@@ -147,6 +151,7 @@ class DLA(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
@@ -165,9 +170,10 @@ class DLA(BaseModule):
         block = self.blocks[arch['block']]
         self.norm_eval = norm_eval
         self.with_cp = with_cp
-        self.base_layer = nn.Sequential(*_conv_bn(in_channels, ch[0], 7, norm_cfg=norm_cfg), nn.ReLU(inplace=True))
-        self.level0 = self._conv_level(ch[0], ch[0], levels[0], 1, norm_cfg)
-        self.level1 = self._conv_level(ch[0], ch[1], levels[1], 2, norm_cfg)
+        self.base_layer = nn.Sequential(*_conv_bn(in_channels, ch[0], 7, norm_cfg=norm_cfg),
+                                        build_activation_layer(act_cfg))
+        self.level0 = self._conv_level(ch[0], ch[0], levels[0], 1, norm_cfg, act_cfg)
+        self.level1 = self._conv_level(ch[0], ch[1], levels[1], 2, norm_cfg, act_cfg)
         num_strided = {32: 4, 16: 3, 8: 2}[output_stride]  # of levels 2..5
         feature_info, stride, dilation = [], 2, 1
         for i in range(2, 6):
@@ -177,7 +183,7 @@ class DLA(BaseModule):
             else:
                 dilation *= 2
             tree = DLATree(levels[i], block, ch[i - 1], ch[i], 2 if strided else 1, dilation, level_root=i > 2,
-                           root_residual=arch['root_residual'], norm_cfg=norm_cfg)
+                           root_residual=arch['root_residual'], norm_cfg=norm_cfg, act_cfg=act_cfg)
             self.add_module(f'level{i}', tree)
             feature_info.append(dict(num_chs=ch[i], reduction=stride, module=f'level{i}'))
         self.feature_info = feature_info
@@ -188,11 +194,11 @@ class DLA(BaseModule):
         self._freeze_stages()
 
     @staticmethod
-    def _conv_level(in_ch, out_ch, convs, stride, norm_cfg):
+    def _conv_level(in_ch, out_ch, convs, stride, norm_cfg, act_cfg):
         modules = []
         for i in range(convs):
             modules += [*_conv_bn(in_ch if i == 0 else out_ch, out_ch, 3, stride if i == 0 else 1, norm_cfg=norm_cfg),
-                        nn.ReLU(inplace=True)]
+                        build_activation_layer(act_cfg)]
         return nn.Sequential(*modules)
 
     def _freeze_stages(self):

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
@@ -22,15 +22,16 @@ from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm
                      validate_out_indices)
 
 _BN = dict(type='BN', requires_grad=True)
+_RELU = dict(type='ReLU', inplace=True)
 
 
 class BnAct(nn.Module):
     """BN + ReLU, kept as ``.bn`` (+ a parameter-free act) for checkpoint names."""
 
-    def __init__(self, channels: int, norm_cfg: dict = _BN):
+    def __init__(self, channels: int, norm_cfg: dict = _BN, act_cfg: dict = _RELU):
         super().__init__()
         self.bn = build_norm_layer(dict(norm_cfg, eps=1e-3), channels)[1]  # eps of the MXNet models
-        self.act = nn.ReLU(inplace=True)
+        self.act = build_activation_layer(act_cfg)
 
     def forward(self, x):
         return self.act(self.bn(x))
@@ -39,8 +40,9 @@ class BnAct(nn.Module):
 class ConvBnAct(BnAct):
     """The stem: conv -> BN -> ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, norm_cfg: dict = _BN):
-        super().__init__(out_ch, norm_cfg)
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU):
+        super().__init__(out_ch, norm_cfg, act_cfg)
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=False)
 
     def forward(self, x):
@@ -51,8 +53,8 @@ class BnActConv(BnAct):
     """Pre-activation conv: BN -> ReLU -> conv (no bias)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, dilation: int = 1,
-                 norm_cfg: dict = _BN):
-        super().__init__(in_ch, norm_cfg)
+                 norm_cfg: dict = _BN, act_cfg: dict = _RELU):
+        super().__init__(in_ch, norm_cfg, act_cfg)
         pad = ((stride - 1) + dilation * (kernel - 1)) // 2
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, pad, dilation=dilation, groups=groups, bias=False)
 
@@ -66,16 +68,17 @@ class DualPathBlock(nn.Module):
     first stage), ``'down'`` (first block of a later stage, stride 2) or ``'normal'``."""
 
     def __init__(self, in_ch: int, mid: int, width: int, inc: int, groups: int, kind: str, stride: int = 1,
-                 dilation: int = 1, norm_cfg: dict = _BN):
+                 dilation: int = 1, norm_cfg: dict = _BN, act_cfg: dict = _RELU):
         super().__init__()
         self.width = width
+        cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
         # projects the block input into both paths (timm/MXNet name the strided one _s2)
         self.proj_name = {'proj': 'c1x1_w_s1', 'down': 'c1x1_w_s2'}.get(kind)
         if self.proj_name is not None:
-            self.add_module(self.proj_name, BnActConv(in_ch, width + 2 * inc, 1, stride=stride, norm_cfg=norm_cfg))
-        self.c1x1_a = BnActConv(in_ch, mid, 1, norm_cfg=norm_cfg)
-        self.c3x3_b = BnActConv(mid, mid, 3, stride=stride, groups=groups, dilation=dilation, norm_cfg=norm_cfg)
-        self.c1x1_c = BnActConv(mid, width + inc, 1, norm_cfg=norm_cfg)
+            self.add_module(self.proj_name, BnActConv(in_ch, width + 2 * inc, 1, stride=stride, **cfg))
+        self.c1x1_a = BnActConv(in_ch, mid, 1, **cfg)
+        self.c3x3_b = BnActConv(mid, mid, 3, stride=stride, groups=groups, dilation=dilation, **cfg)
+        self.c1x1_c = BnActConv(mid, width + inc, 1, **cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         paths = getattr(self, self.proj_name)(x) if self.proj_name else x
@@ -95,7 +98,7 @@ class DPN(BaseModule):
         output_stride: 32, 16 or 8 (later stages dilate instead of striding).
         frozen_stages: ``-1`` none, ``0`` the stem, ``k`` the stem and stages ``< k``.
         norm_eval: keep BatchNorms in eval mode while training.
-        norm_cfg: mmcv norm config (``eps=1e-3`` is kept); activations are ReLU.
+        norm_cfg / act_cfg: mmcv configs (BN with ``eps=1e-3`` and ReLU by default).
         with_cp: checkpoint each dual path block (recomputed in backward, to save memory).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with a timm ``dpn*`` checkpoint.
     """
@@ -117,6 +120,7 @@ class DPN(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  norm_cfg: dict = _BN,
+                 act_cfg: dict = _RELU,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
@@ -135,7 +139,8 @@ class DPN(BaseModule):
         self.with_cp = with_cp
         stem = arch['stem_channels']
         kernel = 3 if arch['small'] else 7
-        blocks = OrderedDict(conv1_1=ConvBnAct(in_channels, stem, kernel, stride=2, norm_cfg=norm_cfg), conv1_pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        blocks = OrderedDict(conv1_1=ConvBnAct(in_channels, stem, kernel, stride=2, norm_cfg=norm_cfg,
+                                               act_cfg=act_cfg), conv1_pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
         width_factor = 1 if arch['small'] else 4
         num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
@@ -152,11 +157,11 @@ class DPN(BaseModule):
                 kind = 'normal' if j > 1 else ('proj' if i == 0 else 'down')
                 blocks[f'conv{i + 2}_{j}'] = DualPathBlock(channels, mid, width, inc, arch['groups'], kind,
                                                            stride=block_stride if j == 1 else 1, dilation=dilation,
-                                                           norm_cfg=norm_cfg)
+                                                           norm_cfg=norm_cfg, act_cfg=act_cfg)
                 channels = width + 3 * inc if j == 1 else channels + inc
             feature_info.append(dict(num_chs=channels, reduction=stride, module=f'features.conv{i + 2}_{depth}'))
             self._level_ends.append(len(blocks) - 1)
-        blocks['conv5_bn_ac'] = BnAct(channels, norm_cfg)
+        blocks['conv5_bn_ac'] = BnAct(channels, norm_cfg, act_cfg)
         self.features = nn.Sequential(blocks)
 
         self.feature_info = feature_info

@@ -20,7 +20,7 @@ from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, harmonic_links
-from ..utils import (freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages,
+from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
                      validate_out_indices)
 
 _BN = dict(type='BN', requires_grad=True)
@@ -31,9 +31,10 @@ class ConvLayer(nn.Sequential):
     """conv -> norm -> ReLU6 (the official ``ConvLayer``)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, norm_cfg: dict = _BN,
-                 act_cfg: dict = _RELU6):
+                 act_cfg: dict = _RELU6, dilation: int = 1):
         super().__init__()
-        self.add_module('conv', nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=False))
+        pad = dilation * (kernel // 2)
+        self.add_module('conv', nn.Conv2d(in_ch, out_ch, kernel, stride, pad, dilation=dilation, bias=False))
         self.add_module('norm', build_norm_layer(norm_cfg, out_ch)[1])
         self.add_module('relu', build_activation_layer(act_cfg))
 
@@ -41,26 +42,27 @@ class ConvLayer(nn.Sequential):
 class DWConvLayer(nn.Sequential):
     """3x3 depthwise conv -> norm, no activation (the official ``DWConvLayer``)."""
 
-    def __init__(self, channels: int, stride: int = 1, norm_cfg: dict = _BN):
+    def __init__(self, channels: int, stride: int = 1, norm_cfg: dict = _BN, dilation: int = 1):
         super().__init__()
-        self.add_module('dwconv', nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False))
+        self.add_module('dwconv', nn.Conv2d(channels, channels, 3, stride, dilation, dilation=dilation,
+                                            groups=channels, bias=False))
         self.add_module('norm', build_norm_layer(norm_cfg, channels)[1])
 
 
 class CombConvLayer(nn.Sequential):
     """1x1 ConvLayer -> 3x3 depthwise (HarDNet-DS layers)."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm_cfg: dict = _BN, act_cfg: dict = _RELU6):
+    def __init__(self, in_ch: int, out_ch: int, norm_cfg: dict = _BN, act_cfg: dict = _RELU6, dilation: int = 1):
         super().__init__()
         self.add_module('layer1', ConvLayer(in_ch, out_ch, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
-        self.add_module('layer2', DWConvLayer(out_ch, norm_cfg=norm_cfg))
+        self.add_module('layer2', DWConvLayer(out_ch, norm_cfg=norm_cfg, dilation=dilation))
 
 
 class HarDBlock(nn.Module):
     """Harmonic dense block; ``out_channels`` = the sum of the kept layers' widths."""
 
     def __init__(self, in_ch: int, growth: int, grmul: float, num_layers: int, depthwise: bool = False,
-                 norm_cfg: dict = _BN, act_cfg: dict = _RELU6, with_cp: bool = False):
+                 norm_cfg: dict = _BN, act_cfg: dict = _RELU6, dilation: int = 1):
         super().__init__()
         links = harmonic_links(num_layers)
         widths = [in_ch]
@@ -69,11 +71,11 @@ class HarDBlock(nn.Module):
             width = growth * grmul**(len(link) - 1)
             width = int(int(width + 1) / 2) * 2  # the official rounding to an even width
             layer_in = sum(widths[j] for j in link)
-            layers.append(CombConvLayer(layer_in, width, norm_cfg, act_cfg) if depthwise else
-                          ConvLayer(layer_in, width, norm_cfg=norm_cfg, act_cfg=act_cfg))
+            layers.append(CombConvLayer(layer_in, width, norm_cfg, act_cfg, dilation) if depthwise else
+                          ConvLayer(layer_in, width, norm_cfg=norm_cfg, act_cfg=act_cfg, dilation=dilation))
             widths.append(width)
         keep = [j for j in range(1, num_layers + 1) if j % 2 == 1 or j == num_layers]
-        self.layers = DenseBlock(layers, layer_name='{}', connectivity=links, output=keep, with_cp=with_cp)
+        self.layers = DenseBlock(layers, layer_name='{}', connectivity=links, output=keep)
         self.out_channels = sum(widths[j] for j in keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,10 +92,12 @@ class HarDNet(BaseModule):
         depthwise: the "DS" variants (depthwise-separable layers, strided depthwise
             convs instead of max pooling).
         out_indices: output levels (0..3 = strides 4/8/16/32).
+        output_stride: 32, 16 or 8: the last downsamplings keep the resolution (max
+            pooling dropped, strided depthwise convs get stride 1) and later 3x3 convs dilate.
         frozen_stages: ``-1`` none, ``0`` the stem, ``k`` the stem and levels ``< k``.
         norm_eval: keep BatchNorms in eval mode while training.
         norm_cfg / act_cfg: mmcv configs (the paper uses BN and ReLU6).
-        with_cp: checkpoint each harmonic layer.
+        with_cp: checkpoint each harmonic block together with its 1x1 transition conv.
         init_cfg: ``dict(type='Pretrained', checkpoint='hardnet68.pth')`` (official layout).
     """
 
@@ -112,6 +116,7 @@ class HarDNet(BaseModule):
                  depthwise: bool = False,
                  in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
+                 output_stride: int = 32,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  norm_cfg: dict = _BN,
@@ -128,12 +133,17 @@ class HarDNet(BaseModule):
             self.arch_name, arch = arch, self.arch_settings[arch]
         else:
             self.arch_name = 'custom'
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f'HarDNet: output_stride must be 8, 16 or 32, got {output_stride}')
         self.norm_eval = norm_eval
         layer_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        def downsample(ch, kernel):
-            return DWConvLayer(ch, stride=2, norm_cfg=norm_cfg) if depthwise else \
-                nn.MaxPool2d(kernel_size=kernel, stride=2, padding=kernel // 2 if kernel == 3 else 0)
+        def downsample(ch, kernel, stride=2, dilation=1):
+            if depthwise:  # keeps its parameters (and checkpoint keys) when it stops striding
+                return DWConvLayer(ch, stride=stride, norm_cfg=norm_cfg, dilation=dilation)
+            if stride == 1:
+                return nn.Identity()
+            return nn.MaxPool2d(kernel_size=kernel, stride=2, padding=kernel // 2 if kernel == 3 else 0)
 
         stem = arch['stem']
         base = [ConvLayer(in_channels, stem[0], 3, stride=2, **layer_cfg),
@@ -141,22 +151,32 @@ class HarDNet(BaseModule):
                 downsample(stem[1], 3)]
         self._stem_end = len(base)
         feature_info, self._level_ends = [], []
-        channels, stride = stem[1], 4
+        self.with_cp = with_cp
+        # [start, end) of base modules from each block through its 1x1 conv: with_cp recomputes
+        # them as one piece, so neither the layers' inputs nor the block's wide output are kept.
+        self._segments = []
+        channels, stride, dilation = stem[1], 4, 1
         num_blocks = len(arch['layers'])
         for i in range(num_blocks):
             block = HarDBlock(channels, arch['growth'][i], arch['grmul'], arch['layers'][i], depthwise,
-                              with_cp=with_cp, **layer_cfg)
+                              dilation=dilation, **layer_cfg)
+            segment_start = len(base)
             base.append(block)
             if i == num_blocks - 1 and arch['dropout_before_last']:
                 base.append(nn.Dropout(0.1))
             base.append(ConvLayer(block.out_channels, arch['widths'][i], 1, **layer_cfg))
+            self._segments.append((segment_start, len(base)))
             channels = arch['widths'][i]
             if arch['downsample'][i] or i == num_blocks - 1:  # the last layer at this resolution
                 feature_info.append(dict(num_chs=channels, reduction=stride, module=f'base.{len(base) - 1}'))
                 self._level_ends.append(len(base) - 1)
             if arch['downsample'][i]:
-                base.append(downsample(channels, 2))
-                stride *= 2
+                if stride < output_stride:
+                    base.append(downsample(channels, 2))
+                    stride *= 2
+                else:
+                    base.append(downsample(channels, 2, stride=1, dilation=dilation))
+                    dilation *= 2
         self.base = nn.ModuleList(base)
 
         if len(feature_info) != 4:
@@ -191,11 +211,20 @@ class HarDNet(BaseModule):
             return
         super().init_weights()
 
+    def _run(self, start: int, end: int, x: torch.Tensor) -> torch.Tensor:
+        for module in self.base[start:end]:
+            x = module(x)
+        return x
+
     def forward(self, x: torch.Tensor) -> tuple:
         outs = []
         ends = {end: level for level, end in enumerate(self._level_ends)}
-        for i, module in enumerate(self.base):
-            x = module(x)
-            if ends.get(i) in self.out_indices:
+        segments = dict(self._segments)
+        i = 0
+        while i < len(self.base):
+            j = segments.get(i, i + 1)
+            x = maybe_checkpoint(self.with_cp and j > i + 1, self._run, i, j, x)
+            i = j
+            if ends.get(i - 1) in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -22,7 +22,7 @@ from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, EffectiveSE
-from ..utils import (freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages,
+from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
                      validate_out_indices)
 
 
@@ -46,14 +46,19 @@ class OSABlock(nn.Module):
             ConvModule(in_channels if i == 0 else mid_channels, mid_channels, 3, padding=dilation, dilation=dilation,
                        norm_cfg=norm_cfg, act_cfg=act_cfg) for i in range(num_layers)
         ]
-        self.conv_mid = DenseBlock(layers, layer_name='{}', connectivity='chain', with_cp=with_cp)
+        self.conv_mid = DenseBlock(layers, layer_name='{}', connectivity='chain')
         self.conv_concat = ConvModule(in_channels + num_layers * mid_channels, out_channels, 1, norm_cfg=norm_cfg,
                                       act_cfg=act_cfg)
         self.attn = EffectiveSE(out_channels) if use_ese else None
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.residual = residual
+        self.with_cp = with_cp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Checkpointing the whole block also drops the wide concatenation kept for conv_concat.
+        return maybe_checkpoint(self.with_cp, self._forward, x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_concat(self.conv_mid(x))
         if self.attn is not None:
             out = self.attn(out)
@@ -91,7 +96,7 @@ class VoVNet(BaseModule):
         norm_eval: keep BatchNorms in eval mode while training.
         drop_path_rate: stochastic depth, rising per stage to this value.
         norm_cfg / act_cfg: mmcv configs.
-        with_cp: checkpoint each OSA layer.
+        with_cp: checkpoint each OSA block (layers, concatenation, 1x1 fusion and eSE).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with a timm ``ese_vovnet*b`` checkpoint.
     """
 

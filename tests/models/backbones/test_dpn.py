@@ -79,3 +79,11 @@ def test_with_cp_same_outputs_and_gradients():
     sum(o.mean() for o in outs_c).backward()
     for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+
+
+def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
+    path = tmp_path / 'dpn68.pth'
+    torch.save(DPN(arch='68').state_dict(), path)
+    model = DPN(arch='92', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r"dpn68.pth does not fit DPN \(arch '92'\)"):
+        model.init_weights()

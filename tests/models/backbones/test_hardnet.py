@@ -96,3 +96,13 @@ def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
     model = HarDNet(arch='68', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(ValueError, match=r"hardnet85.pth does not fit HarDNet \(arch '68'\)"):
         model.init_weights()
+
+
+@pytest.mark.parametrize('depthwise', [False, True])
+@pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
+def test_output_stride(output_stride, strides, depthwise):
+    model = HarDNet(arch='39', depthwise=depthwise, output_stride=output_stride).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == strides
+    assert model.state_dict().keys() == HarDNet(arch='39', depthwise=depthwise).state_dict().keys()
