@@ -17,16 +17,14 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, DenseLayer, DenseTransition, make_dense_layers
-from ..utils import (freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages,
-                     validate_out_indices)
+from .base import DenseBackbone
 
 
 @MODELS.register_module()
-class DenseNet(BaseModule):
+class DenseNet(DenseBackbone):
     """DenseNet-BC backbone for mmseg / mmdet.
 
     Args:
@@ -68,17 +66,8 @@ class DenseNet(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, int):
-            arch = str(arch)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'DenseNet: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
-            self.arch_name, arch = arch, self.arch_settings[arch]
-        else:
-            self.arch_name = 'custom'
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'DenseNet: output_stride must be 8, 16 or 32, got {output_stride}')
+        arch = self._resolve_arch(arch)
+        self._check_output_stride(output_stride)
         growth, blocks = arch['growth_rate'], arch['block_config']
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -115,12 +104,7 @@ class DenseNet(BaseModule):
         self.features = nn.Sequential(features)
         self.final_act = build_activation_layer(act_cfg)
 
-        self.feature_info = feature_info
-        self.out_indices = validate_out_indices(out_indices, len(feature_info), 'DenseNet')
-        self.frozen_stages = validate_frozen_stages(frozen_stages, len(feature_info), 'DenseNet')
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-        self._freeze_stages()
+        self._init_outputs(feature_info, out_indices, frozen_stages)
 
     def _level_modules(self, level: int) -> List[nn.Module]:
         names = ([f'transition{level}'] if level > 0 else []) + [f'denseblock{level + 1}']
@@ -128,37 +112,23 @@ class DenseNet(BaseModule):
             names.append('norm5')
         return [getattr(self.features, n) for n in names]
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
+    def _frozen_modules(self):
         modules = [self.features.conv0, self.features.norm0]
         for level in range(self.frozen_stages):
             modules += self._level_modules(level)
-        freeze(modules)
+        return modules
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
+    @staticmethod
+    def checkpoint_filter(state_dict):
+        return torchvision_densenet_filter(state_dict)
 
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                                    filter_fn=torchvision_densenet_filter)
-            self._is_init = True
-            return
-        if self.init_cfg is None:  # torchvision's init
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight)
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-            self._is_init = True
-            return
-        super().init_weights()
+    def _default_init(self):  # torchvision's init
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> tuple:
         f = self.features

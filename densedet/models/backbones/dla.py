@@ -14,11 +14,10 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
-from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
-                     validate_out_indices)
+from ..utils import maybe_checkpoint
+from .base import DenseBackbone, drop_prefixes
 
 
 _BN = dict(type='BN', requires_grad=True)
@@ -117,7 +116,7 @@ class DLATree(nn.Module):
 
 
 @MODELS.register_module()
-class DLA(BaseModule):
+class DLA(DenseBackbone):
     """DLA backbone for mmseg / mmdet.
 
     Args:
@@ -155,17 +154,8 @@ class DLA(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, int):
-            arch = str(arch)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'DLA: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
-            self.arch_name, arch = arch, self.arch_settings[arch]
-        else:
-            self.arch_name = 'custom'
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'DLA: output_stride must be 8, 16 or 32, got {output_stride}')
+        arch = self._resolve_arch(arch)
+        self._check_output_stride(output_stride)
         levels, ch = arch['levels'], arch['channels']
         block = self.blocks[arch['block']]
         self.norm_eval = norm_eval
@@ -186,12 +176,7 @@ class DLA(BaseModule):
                            root_residual=arch['root_residual'], norm_cfg=norm_cfg, act_cfg=act_cfg)
             self.add_module(f'level{i}', tree)
             feature_info.append(dict(num_chs=ch[i], reduction=stride, module=f'level{i}'))
-        self.feature_info = feature_info
-        self.out_indices = validate_out_indices(out_indices, 4, 'DLA')
-        self.frozen_stages = validate_frozen_stages(frozen_stages, 4, 'DLA')
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-        self._freeze_stages()
+        self._init_outputs(feature_info, out_indices, frozen_stages)
 
     @staticmethod
     def _conv_level(in_ch, out_ch, convs, stride, norm_cfg, act_cfg):
@@ -201,32 +186,17 @@ class DLA(BaseModule):
                         build_activation_layer(act_cfg)]
         return nn.Sequential(*modules)
 
-    def _freeze_stages(self):
-        if self.frozen_stages >= 0:
-            freeze([self.base_layer, self.level0, self.level1] +
-                   [getattr(self, f'level{i + 2}') for i in range(self.frozen_stages)])
+    def _frozen_modules(self):
+        return [self.base_layer, self.level0, self.level1] + [getattr(self, f'level{i + 2}')
+                                                              for i in range(self.frozen_stages)]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
+    checkpoint_filter = staticmethod(drop_prefixes('fc.'))
 
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                                    filter_fn=lambda sd: {k: v for k, v in sd.items() if not k.startswith('fc.')})
-            self._is_init = True
-            return
-        if self.init_cfg is None:  # the DLA paper's init: N(0, sqrt(2 / (k * k * out)))
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                    nn.init.normal_(m.weight, 0, math.sqrt(2. / fan_out))
-            self._is_init = True
-            return
-        super().init_weights()
+    def _default_init(self):  # the DLA paper's init: N(0, sqrt(2 / (k * k * out)))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0, math.sqrt(2. / fan_out))
 
     def forward(self, x: torch.Tensor) -> tuple:
         x = self.level1(self.level0(self.base_layer(x)))

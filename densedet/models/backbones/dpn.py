@@ -15,11 +15,10 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
-from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
-                     validate_out_indices)
+from ..utils import maybe_checkpoint
+from .base import DenseBackbone, drop_prefixes
 
 _BN = dict(type='BN', requires_grad=True)
 _RELU = dict(type='ReLU', inplace=True)
@@ -88,7 +87,7 @@ class DualPathBlock(nn.Module):
 
 
 @MODELS.register_module()
-class DPN(BaseModule):
+class DPN(DenseBackbone):
     """Dual Path Network backbone for mmseg / mmdet.
 
     Args:
@@ -124,17 +123,8 @@ class DPN(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, int):
-            arch = str(arch)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'DPN: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
-            self.arch_name, arch = arch, self.arch_settings[arch]
-        else:
-            self.arch_name = 'custom'
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'DPN: output_stride must be 8, 16 or 32, got {output_stride}')
+        arch = self._resolve_arch(arch)
+        self._check_output_stride(output_stride)
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         stem = arch['stem_channels']
@@ -164,37 +154,16 @@ class DPN(BaseModule):
         blocks['conv5_bn_ac'] = BnAct(channels, norm_cfg, act_cfg)
         self.features = nn.Sequential(blocks)
 
-        self.feature_info = feature_info
-        self.out_indices = validate_out_indices(out_indices, 4, 'DPN')
-        self.frozen_stages = validate_frozen_stages(frozen_stages, 4, 'DPN')
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-        self._freeze_stages()
+        self._init_outputs(feature_info, out_indices, frozen_stages)
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
+    def _frozen_modules(self):
         end = 2 if self.frozen_stages == 0 else self._level_ends[self.frozen_stages - 1] + 1
         modules = list(self.features[:end])
         if self.frozen_stages == 4:
             modules.append(self.features.conv5_bn_ac)
-        freeze(modules)
+        return modules
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
-
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(
-                self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                filter_fn=lambda sd: {k: v for k, v in sd.items() if not k.startswith('classifier.')})
-            self._is_init = True
-            return
-        super().init_weights()
+    checkpoint_filter = staticmethod(drop_prefixes('classifier.'))
 
     def forward(self, x: torch.Tensor) -> tuple:
         outs = []

@@ -16,12 +16,11 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, harmonic_links
-from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
-                     validate_out_indices)
+from ..utils import maybe_checkpoint
+from .base import DenseBackbone
 
 _BN = dict(type='BN', requires_grad=True)
 _RELU6 = dict(type='ReLU6', inplace=True)
@@ -83,7 +82,7 @@ class HarDBlock(nn.Module):
 
 
 @MODELS.register_module()
-class HarDNet(BaseModule):
+class HarDNet(DenseBackbone):
     """HarDNet backbone for mmseg / mmdet.
 
     Args:
@@ -124,17 +123,8 @@ class HarDNet(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, int):
-            arch = str(arch)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'HarDNet: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
-            self.arch_name, arch = arch, self.arch_settings[arch]
-        else:
-            self.arch_name = 'custom'
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'HarDNet: output_stride must be 8, 16 or 32, got {output_stride}')
+        arch = self._resolve_arch(arch)
+        self._check_output_stride(output_stride)
         self.norm_eval = norm_eval
         layer_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -179,37 +169,15 @@ class HarDNet(BaseModule):
                     dilation *= 2
         self.base = nn.ModuleList(base)
 
-        if len(feature_info) != 4:
-            raise ValueError(f'HarDNet: arch gives {len(feature_info)} resolutions, 4 are needed')
-        self.feature_info = feature_info
-        self.out_indices = validate_out_indices(out_indices, 4, 'HarDNet')
-        self.frozen_stages = validate_frozen_stages(frozen_stages, 4, 'HarDNet')
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-        self._freeze_stages()
+        self._init_outputs(feature_info, out_indices, frozen_stages)
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
+    def _frozen_modules(self):
         end = self._stem_end if self.frozen_stages == 0 else self._level_ends[self.frozen_stages - 1] + 1
-        freeze(self.base[:end])
+        return list(self.base[:end])
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
-
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            num = len(self.base)  # the official classifier is base.{num}
-            load_pretrained_weights(
-                self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                filter_fn=lambda sd: {k: v for k, v in sd.items() if not k.startswith(f'base.{num}.')})
-            self._is_init = True
-            return
-        super().init_weights()
+    def checkpoint_filter(self, state_dict):
+        num = len(self.base)  # the official classifier is base.{num}
+        return {k: v for k, v in state_dict.items() if not k.startswith(f'base.{num}.')}
 
     def _run(self, start: int, end: int, x: torch.Tensor) -> torch.Tensor:
         for module in self.base[start:end]:

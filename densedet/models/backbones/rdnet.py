@@ -20,11 +20,10 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, make_dense_layers, round_down_to_multiple
-from ..utils import freeze, load_pretrained_weights, validate_frozen_stages, validate_out_indices
+from .base import DenseBackbone, kaiming_init_convs
 
 
 class RDNetMixer(nn.Module):
@@ -71,7 +70,7 @@ class RDNetLayer(nn.Module):
 
 
 @MODELS.register_module()
-class RDNet(BaseModule):
+class RDNet(DenseBackbone):
     """RDNet backbone for mmseg / mmdet.
 
     Args:
@@ -121,7 +120,6 @@ class RDNet(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        self.arch_name = arch if isinstance(arch, str) else 'custom'
         self.arch = arch = self._resolve_arch(arch)
         growth_rates, downsample = arch['growth_rates'], arch['downsample']
         num_stages = len(growth_rates)
@@ -157,35 +155,20 @@ class RDNet(BaseModule):
                 feature_info.append(dict(num_chs=channels, reduction=stride, module=f'dense_stages.{i}'))
         self.dense_stages = nn.Sequential(*stages)
 
-        #: channels / stride / module of all four levels (timm's ``feature_info``).
-        self.feature_info = feature_info
         self._level_ends = [int(f['module'].rsplit('.', 1)[1]) for f in feature_info]
-        self.out_indices = validate_out_indices(out_indices, len(feature_info), type(self).__name__)
-        self.frozen_stages = validate_frozen_stages(frozen_stages, len(feature_info), type(self).__name__)
-        #: channels and strides of the returned outputs, in order.
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-
         self.out_norms = None
+        self._init_outputs(feature_info, out_indices, frozen_stages)
         if out_norm_cfg is not None:
             self.out_norms = nn.ModuleList(build_norm_layer(out_norm_cfg, c)[1] for c in self.out_channels)
-        self._freeze_stages()
 
-    @classmethod
-    def _resolve_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_settings:
-                raise KeyError(f'RDNet: unknown arch {arch!r}; choose one of {sorted(cls.arch_settings)} '
-                               'or pass a dict')
-            arch = cls.arch_settings[arch]
-        elif not isinstance(arch, dict):
-            raise TypeError(f'RDNet: arch must be a name or a dict, got {type(arch).__name__}')
+    def _resolve_arch(self, arch: Union[str, dict]) -> dict:
+        arch = super()._resolve_arch(arch)
         missing = {'stem_channels', 'growth_rates', 'downsample'} - set(arch)
         if missing:
             raise KeyError(f'RDNet: custom arch is missing keys {sorted(missing)}')
         if len(arch['growth_rates']) != len(arch['downsample']):
             raise ValueError('RDNet: arch growth_rates and downsample must have the same length')
-        return {**cls.default_arch_values, **arch}
+        return {**self.default_arch_values, **arch}
 
     @property
     def num_layer_groups(self) -> int:
@@ -200,33 +183,18 @@ class RDNet(BaseModule):
             return int(param_name.split('.')[1]) + 1
         return self.num_layer_groups  # output norms sit after the last stage
 
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                                    filter_fn=rdnet_checkpoint_filter)
-            self._is_init = True
-            return
-        if self.init_cfg is None:
-            # timm's RDNet init: He-normal conv weights, PyTorch defaults elsewhere.
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight)
-            self._is_init = True
-            return
-        super().init_weights()
+    @staticmethod
+    def checkpoint_filter(state_dict):
+        return rdnet_checkpoint_filter(state_dict)
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
+    def _default_init(self):
+        kaiming_init_convs(self)  # timm's RDNet init: He-normal convs, PyTorch defaults elsewhere
+
+    def _frozen_modules(self):
         modules = [self.stem]
         if self.frozen_stages >= 1:
             modules += list(self.dense_stages[:self._level_ends[self.frozen_stages - 1] + 1])
-        freeze(modules)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
+        return modules
 
     def forward(self, x: torch.Tensor) -> tuple:
         x = self.stem(x)

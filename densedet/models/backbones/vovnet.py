@@ -18,12 +18,11 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, EffectiveSE
-from ..utils import (freeze, load_pretrained_weights, maybe_checkpoint, set_norm_eval, validate_frozen_stages,
-                     validate_out_indices)
+from ..utils import maybe_checkpoint
+from .base import DenseBackbone, drop_prefixes, kaiming_init_convs
 
 
 class OSABlock(nn.Module):
@@ -84,7 +83,7 @@ class OSAStage(nn.Module):
 
 
 @MODELS.register_module()
-class VoVNet(BaseModule):
+class VoVNet(DenseBackbone):
     """VoVNetV2 (OSA + identity mapping + eSE) backbone for mmseg / mmdet.
 
     Args:
@@ -122,17 +121,8 @@ class VoVNet(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, int):
-            arch = str(arch)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'VoVNet: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
-            self.arch_name, arch = arch, self.arch_settings[arch]
-        else:
-            self.arch_name = 'custom'
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'VoVNet: output_stride must be 8, 16 or 32, got {output_stride}')
+        arch = self._resolve_arch(arch)
+        self._check_output_stride(output_stride)
         self.norm_eval = norm_eval
         stem = arch['stem_channels']
         conv = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
@@ -157,37 +147,15 @@ class VoVNet(BaseModule):
             feature_info.append(dict(num_chs=channels, reduction=stride, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
 
-        self.feature_info = feature_info
-        self.out_indices = validate_out_indices(out_indices, 4, 'VoVNet')
-        self.frozen_stages = validate_frozen_stages(frozen_stages, 4, 'VoVNet')
-        self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
-        self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
-        self._freeze_stages()
+        self._init_outputs(feature_info, out_indices, frozen_stages)
 
-    def _freeze_stages(self):
-        if self.frozen_stages >= 0:
-            freeze([self.stem, *self.stages[:self.frozen_stages]])
+    def _frozen_modules(self):
+        return [self.stem, *self.stages[:self.frozen_stages]]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
+    checkpoint_filter = staticmethod(drop_prefixes('head.'))
 
-    def init_weights(self):
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                                    filter_fn=lambda sd: {k: v for k, v in sd.items() if not k.startswith('head.')})
-            self._is_init = True
-            return
-        if self.init_cfg is None:  # timm's VoVNet init
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            self._is_init = True
-            return
-        super().init_weights()
+    def _default_init(self):
+        kaiming_init_convs(self, mode='fan_out', nonlinearity='relu')  # timm's VoVNet init
 
     def forward(self, x: torch.Tensor) -> tuple:
         x = self.stem(x)
