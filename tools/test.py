@@ -9,17 +9,17 @@ written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a
 ``--show-dir``: per-image visualizations (prediction overlays), relative to the work dir.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import add_common_args, parse_common  # noqa: E402
 from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
 
 
@@ -33,14 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory (under the work dir) for painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (xxx=yyy format)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_common(parser, argv)
 
 
 def main(argv=None):

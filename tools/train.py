@@ -8,18 +8,18 @@ config's ``default_scope`` (``mmseg`` or ``mmdet``).
 """
 import argparse
 import logging
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import densedet  # noqa: E402,F401  (registers densedet and applies the compat fixes)
+import densedet  # noqa: E402,F401
+from densedet.apis.cli import add_common_args, parse_common  # noqa: E402  (registers densedet and applies the compat fixes)
 from densedet.apis.config import prepare_config  # noqa: E402
 
 
@@ -31,14 +31,8 @@ def parse_args(argv=None):
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='mixed precision: fp16 on GPU, bfloat16 autocast on CPU')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (xxx=yyy format)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_common(parser, argv)
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@ import torch
 import torchvision
 
 from densedet.models.backbones import DenseNet
+from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 CHANNELS = {'121': (256, 512, 1024, 1024), '169': (256, 512, 1280, 1664), '201': (256, 512, 1792, 1920),
             '161': (384, 768, 2112, 2208)}
@@ -10,15 +11,7 @@ CHANNELS = {'121': (256, 512, 1024, 1024), '169': (256, 512, 1280, 1664), '201':
 
 def _torchvision(arch):
     torch.manual_seed(0)
-    model = getattr(torchvision.models, f'densenet{arch}')(weights=None).eval()
-    with torch.no_grad():  # non-trivial BN statistics so eval-mode norms matter
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model
+    return randomize_batch_norms(getattr(torchvision.models, f'densenet{arch}')(weights=None).eval())
 
 
 def _torchvision_features(model, x):
@@ -68,11 +61,8 @@ def test_old_style_torchvision_keys_load(tmp_path):
 
 @pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 def test_output_stride_dilates_instead_of_pooling(output_stride, strides):
-    model = DenseNet(arch='121', output_stride=output_stride).eval()
-    assert model.out_strides == strides
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 64, 64))
-    assert [64 // o.shape[-1] for o in outs] == list(strides)
+    model = DenseNet(arch='121', output_stride=output_stride)
+    assert_output_strides(model, strides)
     dilated = model.features.denseblock4.denselayer1.conv2
     assert dilated.dilation == ((2, 2) if output_stride == 16 else (4, 4))
     # same parameters as the undilated network: torchvision weights still load
@@ -80,17 +70,7 @@ def test_output_stride_dilates_instead_of_pooling(output_stride, strides):
 
 
 def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain, ckpt = DenseNet(arch='121'), DenseNet(arch='121', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    outs_p, outs_c = plain(x), ckpt(x)
-    for a, b in zip(outs_p, outs_c):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_p).backward()
-    sum(o.mean() for o in outs_c).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(DenseNet, arch='121')
 
 
 def test_frozen_stages_and_norm_eval():

@@ -3,6 +3,7 @@ import timm
 import torch
 
 from densedet.models.backbones import DLA
+from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 CHANNELS = {'34': (64, 128, 256, 512), '60': (128, 256, 512, 1024), '102': (128, 256, 512, 1024)}
 
@@ -10,14 +11,7 @@ CHANNELS = {'34': (64, 128, 256, 512), '60': (128, 256, 512, 1024), '102': (128,
 def _timm(arch):
     torch.manual_seed(0)
     model = timm.create_model(f'dla{arch}', pretrained=False).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model
+    return randomize_batch_norms(model)
 
 
 @pytest.mark.parametrize('arch', ['34', '60', '102'])
@@ -40,10 +34,8 @@ def test_parity_with_timm(arch, tmp_path):
 
 @pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 def test_output_stride(output_stride, strides):
-    model = DLA(arch='34', output_stride=output_stride).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 64, 64))
-    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == strides
+    model = DLA(arch='34', output_stride=output_stride)
+    assert_output_strides(model, strides)
     assert model.state_dict().keys() == DLA(arch='34').state_dict().keys()
 
 
@@ -66,22 +58,8 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
-    path = tmp_path / 'dla34.pth'
-    torch.save(_timm('34').state_dict(), path)
-    model = DLA(arch='60', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r"dla34.pth does not fit DLA \(arch '60'\)"):
-        model.init_weights()
+    assert_other_arch_rejected(DLA, '34', '60', tmp_path)
 
 
 def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain, ckpt = DLA(arch='34'), DLA(arch='34', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    outs_p, outs_c = plain(x), ckpt(x)
-    for a, b in zip(outs_p, outs_c):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_p).backward()
-    sum(o.mean() for o in outs_c).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(DLA, arch='34')

@@ -3,6 +3,7 @@ import timm
 import torch
 
 from densedet.models.backbones import DPN
+from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 CHANNELS = {'68': (144, 320, 704, 832), '92': (336, 704, 1552, 2688), '98': (336, 768, 1728, 2688),
             '131': (352, 832, 1984, 2688)}
@@ -11,14 +12,7 @@ CHANNELS = {'68': (144, 320, 704, 832), '92': (336, 704, 1552, 2688), '98': (336
 def _timm(arch):
     torch.manual_seed(0)
     model = timm.create_model(f'dpn{arch}', pretrained=False).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model
+    return randomize_batch_norms(model)
 
 
 @pytest.mark.parametrize('arch', ['68', '92', '98', '131'])
@@ -42,10 +36,8 @@ def test_parity_with_timm(arch, tmp_path):
 
 @pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 def test_output_stride(output_stride, strides):
-    model = DPN(arch='68', output_stride=output_stride).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 64, 64))
-    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == strides
+    model = DPN(arch='68', output_stride=output_stride)
+    assert_output_strides(model, strides)
     assert model.state_dict().keys() == DPN(arch='68').state_dict().keys()
 
 
@@ -68,22 +60,8 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain, ckpt = DPN(arch='68'), DPN(arch='68', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    outs_p, outs_c = plain(x), ckpt(x)
-    for a, b in zip(outs_p, outs_c):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_p).backward()
-    sum(o.mean() for o in outs_c).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(DPN, arch='68')
 
 
 def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
-    path = tmp_path / 'dpn68.pth'
-    torch.save(DPN(arch='68').state_dict(), path)
-    model = DPN(arch='92', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r"dpn68.pth does not fit DPN \(arch '92'\)"):
-        model.init_weights()
+    assert_other_arch_rejected(DPN, '68', '92', tmp_path)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from densedet.models.backbones import HarDNet
+from helpers import assert_other_arch_rejected, assert_output_strides
 
 # Paper / official README: parameters with the 1000-class classifier.
 PAPER_PARAMS_M = {'68': 17.6, '85': 36.7}
@@ -91,18 +92,12 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
-    path = tmp_path / 'hardnet85.pth'
-    torch.save(HarDNet(arch='85').state_dict(), path)
-    model = HarDNet(arch='68', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r"hardnet85.pth does not fit HarDNet \(arch '68'\)"):
-        model.init_weights()
+    assert_other_arch_rejected(HarDNet, '85', '68', tmp_path)
 
 
 @pytest.mark.parametrize('depthwise', [False, True])
 @pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 def test_output_stride(output_stride, strides, depthwise):
-    model = HarDNet(arch='39', depthwise=depthwise, output_stride=output_stride).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 64, 64))
-    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == strides
+    model = HarDNet(arch='39', depthwise=depthwise, output_stride=output_stride)
+    assert_output_strides(model, strides)
     assert model.state_dict().keys() == HarDNet(arch='39', depthwise=depthwise).state_dict().keys()

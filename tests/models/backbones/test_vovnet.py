@@ -3,20 +3,14 @@ import torch
 from timm.models.vovnet import VovNet, model_cfgs
 
 from densedet.models.backbones import VoVNet
+from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 
 def _timm(arch):
     torch.manual_seed(0)
     # ese_vovnet19b has a timm config but no registered entry point: build it from the config
     model = VovNet(model_cfgs[f'ese_vovnet{arch}b']).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model
+    return randomize_batch_norms(model)
 
 
 @pytest.mark.parametrize('arch', ['19', '39', '57', '99'])
@@ -39,24 +33,12 @@ def test_parity_with_timm(arch, tmp_path):
 
 @pytest.mark.parametrize('output_stride, strides', [(16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 def test_output_stride(output_stride, strides):
-    model = VoVNet(arch='19', output_stride=output_stride).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 64, 64))
-    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == strides
+    model = VoVNet(arch='19', output_stride=output_stride)
+    assert_output_strides(model, strides)
 
 
 def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain, ckpt = VoVNet(arch='19'), VoVNet(arch='19', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    outs_p, outs_c = plain(x), ckpt(x)
-    for a, b in zip(outs_p, outs_c):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_p).backward()
-    sum(o.mean() for o in outs_c).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(VoVNet, arch='19')
 
 
 def test_frozen_stages_and_norm_eval():
@@ -78,8 +60,4 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
-    path = tmp_path / 'v19.pth'
-    torch.save(_timm('19').state_dict(), path)
-    model = VoVNet(arch='39', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r"v19.pth does not fit VoVNet \(arch '39'\)"):
-        model.init_weights()
+    assert_other_arch_rejected(VoVNet, '19', '39', tmp_path)

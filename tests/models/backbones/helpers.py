@@ -1,0 +1,46 @@
+"""Checks shared by the backbone tests."""
+import pytest
+import torch
+
+
+def randomize_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BN statistics and affine parameters, so eval-mode norms matter in comparisons."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    return model
+
+
+def assert_with_cp_matches_plain(cls, **kwargs):
+    """``with_cp=True`` gives the same outputs and the same gradients as the plain network."""
+    torch.manual_seed(0)
+    plain, ckpt = cls(**kwargs), cls(with_cp=True, **kwargs)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    outs_p, outs_c = plain(x), ckpt(x)
+    for a, b in zip(outs_p, outs_c):
+        torch.testing.assert_close(a, b)
+    sum(o.mean() for o in outs_p).backward()
+    sum(o.mean() for o in outs_c).backward()
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+
+
+def assert_other_arch_rejected(cls, ckpt_arch, model_arch, tmp_path):
+    """Loading a checkpoint of ``ckpt_arch`` into ``model_arch`` fails naming the file and the arch."""
+    path = tmp_path / f'{cls.__name__.lower()}{ckpt_arch}.pth'
+    torch.save(cls(arch=ckpt_arch).state_dict(), path)
+    model = cls(arch=model_arch, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=rf"{path.name} does not fit {cls.__name__} \(arch '{model_arch}'\)"):
+        model.init_weights()
+
+
+def assert_output_strides(model, strides):
+    model.eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == tuple(strides)
