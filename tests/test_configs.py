@@ -12,7 +12,7 @@ CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), r
                  if '_base_' not in p)
 
 
-def _seg_samples(n, size, num_classes):
+def seg_samples(n, size, num_classes):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
@@ -23,7 +23,7 @@ def _seg_samples(n, size, num_classes):
     return samples
 
 
-def _det_samples(n, size):
+def det_samples(n, size):
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -55,11 +55,11 @@ def test_config_builds_and_trains_one_step(path):
     model.train()
     if scope == 'mmdet':
         size = (128, 128)
-        losses = model.loss(torch.randn(1, 3, *size), _det_samples(1, size))
+        losses = model.loss(torch.randn(1, 3, *size), det_samples(1, size))
     else:
         size = (64, 64)
         num_classes = cfg.model.decode_head.num_classes
-        losses = model.loss(torch.randn(2, 3, *size), _seg_samples(2, size, num_classes))
+        losses = model.loss(torch.randn(2, 3, *size), seg_samples(2, size, num_classes))
     total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()

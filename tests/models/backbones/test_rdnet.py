@@ -4,6 +4,7 @@ import torch
 from safetensors.torch import save_file
 
 from densedet.models.backbones import RDNet
+from helpers import assert_with_cp_matches_plain
 
 ARCH_CHANNELS = {
     'tiny': (256, 440, 744, 1040),
@@ -136,18 +137,7 @@ def test_frozen_stages_stay_frozen_in_train_mode():
 
 
 def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain = RDNet(arch='tiny')
-    ckpt = RDNet(arch='tiny', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(1, 3, 64, 64)
-    outs_plain, outs_cp = plain(x), ckpt(x)
-    for a, b in zip(outs_plain, outs_cp):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_plain).backward()
-    sum(o.mean() for o in outs_cp).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(RDNet, arch='tiny')
 
 
 def test_gradients_reach_the_stem():
