@@ -1,14 +1,8 @@
 # UperNet + DPN-92 on ADE20K (mmseg's UperNet recipe for CNN backbones: SGD, 160k, 512x512).
 # ImageNet weights: backbone.init_cfg=dict(type='Pretrained', checkpoint=<timm dpn92 checkpoint>).
-_base_ = [
-    '../_base_/models/upernet_rdnet.py', '../_base_/datasets/ade20k.py', '../_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py'
-]
-crop_size = (512, 512)
+_base_ = ['../_base_/upernet_cnn_160k_ade20k.py']
 model = dict(
-    data_preprocessor=dict(size=crop_size),
     backbone=dict(_delete_=True, type='DPN', arch='92', out_indices=(0, 1, 2, 3),
                   norm_cfg=dict(type='SyncBN', requires_grad=True)),
-    decode_head=dict(in_channels=[336, 704, 1552, 2688], num_classes=150),
-    auxiliary_head=dict(in_channels=1552, num_classes=150),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+    decode_head=dict(in_channels=[336, 704, 1552, 2688]),
+    auxiliary_head=dict(in_channels=1552))
