@@ -45,7 +45,7 @@ class OSABlock(nn.Module):
             ConvModule(in_channels if i == 0 else mid_channels, mid_channels, 3, padding=dilation, dilation=dilation,
                        norm_cfg=norm_cfg, act_cfg=act_cfg) for i in range(num_layers)
         ]
-        self.conv_mid = DenseBlock(layers, layer_name='{}', connectivity='chain')
+        self.conv_mid = DenseBlock(layers, layer_name='{}', connectivity='chain', with_cp=with_cp)
         self.conv_concat = ConvModule(in_channels + num_layers * mid_channels, out_channels, 1, norm_cfg=norm_cfg,
                                       act_cfg=act_cfg)
         self.attn = EffectiveSE(out_channels) if use_ese else None
@@ -53,15 +53,15 @@ class OSABlock(nn.Module):
         self.residual = residual
         self.with_cp = with_cp
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Checkpointing the whole block also drops the wide concatenation kept for conv_concat.
-        return maybe_checkpoint(self.with_cp, self._forward, x)
+    def _aggregate(self, *features: torch.Tensor) -> torch.Tensor:
+        out = self.conv_concat(torch.cat(features, 1))
+        return out if self.attn is None else self.attn(out)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_concat(self.conv_mid(x))
-        if self.attn is not None:
-            out = self.attn(out)
-        out = self.drop_path(out)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # with_cp: each OSA layer is checkpointed by conv_mid, and the aggregation (concat, 1x1
+        # fusion, eSE) by itself, so the wide concatenation is never kept for backward either.
+        features = self.conv_mid.forward_features(x)
+        out = self.drop_path(maybe_checkpoint(self.with_cp, self._aggregate, *features))
         return out + x if self.residual else out
 
 
@@ -95,7 +95,7 @@ class VoVNet(DenseBackbone):
         norm_eval: keep BatchNorms in eval mode while training.
         drop_path_rate: stochastic depth, rising per stage to this value.
         norm_cfg / act_cfg: mmcv configs.
-        with_cp: checkpoint each OSA block (layers, concatenation, 1x1 fusion and eSE).
+        with_cp: checkpoint each OSA layer and each aggregation (concatenation, 1x1 fusion, eSE).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with a timm ``ese_vovnet*b`` checkpoint.
     """
 

@@ -80,12 +80,16 @@ class DenseBlock(nn.Module):
         self.output = list(output)
         self.with_cp = with_cp
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The maps the block outputs, before their concatenation."""
         features: List[torch.Tensor] = [x]
         for layer, link in zip(self.children(), self.links):
             inputs = [features[j] for j in link]
             features.append(maybe_checkpoint(self.with_cp, _concat_and_apply, layer, *inputs))
-        outs = [features[j] for j in self.output]
+        return [features[j] for j in self.output]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.forward_features(x)
         return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
 
