@@ -90,8 +90,9 @@ class RDNet(DenseBackbone):
             timm / Hugging Face / NAVER RDNet checkpoint (``.pth`` or ``.safetensors``).
     """
 
-    # Each row: stem width, growth rate per stage (3 layers each), stages that open
-    # with a downsampling transition, index of the first stage with Effective-SE.
+    # Each row: stem width, growth rate per stage, and which stages open with a downsampling
+    # transition; default_arch_values holds what all four share (3 layers per stage, Effective-SE
+    # from the third stage on, 4x bottleneck, 0.5 transition compression, 4x4 patch stem).
     arch_settings: Dict[str, dict] = {
         'tiny': dict(stem_channels=64,
                      growth_rates=(64, 104, 128, 128, 128, 128, 224),
