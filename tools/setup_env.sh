@@ -65,7 +65,7 @@ PYEOF
 
 if ! mmcv_ok; then
   if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-    log "building mmcv $MMCV_VERSION ($FLAVOUR ops) from sdist: ~10 min on 2 cores, cached in $WHEEL_DIR"
+    log "building mmcv $MMCV_VERSION ($FLAVOUR ops) from sdist: 15-20 min on 2 cores, cached in $WHEEL_DIR"
     # Build-time imports of mmcv's setup.py.
     "${PIP[@]}" install -q numpy packaging addict pyyaml yapf "opencv-python" Pillow "mmengine==0.10.7"
     BUILD="$(mktemp -d)"
