@@ -44,3 +44,21 @@ def assert_output_strides(model, strides):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == tuple(strides)
+
+
+def assert_matches_reference(cls, arch, ref, reference_features, head_prefix, tmp_path):
+    """``ref``'s checkpoint loads through ``init_cfg``; the feature maps then match ``reference_features(x)``
+    (atol 1e-5) and the backbone has exactly the reference's parameters minus its classifier."""
+    path = tmp_path / f'{cls.__name__.lower()}{arch}.pth'
+    torch.save(ref.state_dict(), path)
+    model = cls(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = model(x), reference_features(x)
+    assert len(ours) == len(theirs) == 4
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    head = sum(p.numel() for n, p in ref.named_parameters() if n.startswith(head_prefix))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters()) - head
+    return model

@@ -3,7 +3,8 @@ import timm
 import torch
 
 from densedet.models.backbones import DLA
-from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
+from helpers import (assert_matches_reference, assert_other_arch_rejected, assert_output_strides,
+                     assert_with_cp_matches_plain, randomize_batch_norms)
 
 CHANNELS = {'34': (64, 128, 256, 512), '60': (128, 256, 512, 1024), '102': (128, 256, 512, 1024)}
 
@@ -17,18 +18,8 @@ def _timm(arch):
 @pytest.mark.parametrize('arch', ['34', '60', '102'])
 def test_parity_with_timm(arch, tmp_path):
     ref = _timm(arch)
-    path = tmp_path / f'dla{arch}.pth'
-    torch.save(ref.state_dict(), path)
-    model = DLA(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
-    model.init_weights()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ours = model(x)
-        theirs = ref.forward_intermediates(x, indices=[2, 3, 4, 5], intermediates_only=True)
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    head = sum(p.numel() for n, p in ref.named_parameters() if n.startswith('fc.'))
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters()) - head
+    features = lambda x: ref.forward_intermediates(x, indices=[2, 3, 4, 5], intermediates_only=True)  # noqa: E731
+    model = assert_matches_reference(DLA, arch, ref, features, 'fc.', tmp_path)
     assert model.out_channels == CHANNELS[arch] and model.out_strides == (4, 8, 16, 32)
 
 

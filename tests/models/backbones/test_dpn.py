@@ -3,7 +3,8 @@ import timm
 import torch
 
 from densedet.models.backbones import DPN
-from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
+from helpers import (assert_matches_reference, assert_other_arch_rejected, assert_output_strides,
+                     assert_with_cp_matches_plain, randomize_batch_norms)
 
 CHANNELS = {'68': (144, 320, 704, 832), '92': (336, 704, 1552, 2688), '98': (336, 768, 1728, 2688),
             '131': (352, 832, 1984, 2688)}
@@ -18,19 +19,9 @@ def _timm(arch):
 @pytest.mark.parametrize('arch', ['68', '92', '98', '131'])
 def test_parity_with_timm(arch, tmp_path):
     ref = _timm(arch)
-    path = tmp_path / f'dpn{arch}.pth'
-    torch.save(ref.state_dict(), path)
-    model = DPN(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
-    model.init_weights()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ours = model(x)
-        # timm applies its final BN + ReLU to the last level with norm=True
-        theirs = ref.forward_intermediates(x, indices=[1, 2, 3, 4], norm=True, intermediates_only=True)
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    head = sum(p.numel() for n, p in ref.named_parameters() if n.startswith('classifier.'))
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters()) - head
+    # timm applies its final BN + ReLU to the last level with norm=True
+    features = lambda x: ref.forward_intermediates(x, indices=[1, 2, 3, 4], norm=True, intermediates_only=True)  # noqa: E731
+    model = assert_matches_reference(DPN, arch, ref, features, 'classifier.', tmp_path)
     assert model.out_channels == CHANNELS[arch] and model.out_strides == (4, 8, 16, 32)
 
 

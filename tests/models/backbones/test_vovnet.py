@@ -3,7 +3,8 @@ import torch
 from timm.models.vovnet import VovNet, model_cfgs
 
 from densedet.models.backbones import VoVNet
-from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
+from helpers import (assert_matches_reference, assert_other_arch_rejected, assert_output_strides,
+                     assert_with_cp_matches_plain, randomize_batch_norms)
 
 
 def _timm(arch):
@@ -16,18 +17,8 @@ def _timm(arch):
 @pytest.mark.parametrize('arch', ['19', '39', '57', '99'])
 def test_parity_with_timm(arch, tmp_path):
     ref = _timm(arch)
-    path = tmp_path / f'ese_vovnet{arch}b.pth'
-    torch.save(ref.state_dict(), path)
-    model = VoVNet(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
-    model.init_weights()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ours = model(x)
-        theirs = ref.forward_intermediates(x, indices=[1, 2, 3, 4], intermediates_only=True)
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    head = sum(p.numel() for n, p in ref.named_parameters() if n.startswith('head.'))
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters()) - head
+    features = lambda x: ref.forward_intermediates(x, indices=[1, 2, 3, 4], intermediates_only=True)  # noqa: E731
+    model = assert_matches_reference(VoVNet, arch, ref, features, 'head.', tmp_path)
     assert model.out_channels == (256, 512, 768, 1024) and model.out_strides == (4, 8, 16, 32)
 
 
