@@ -4,7 +4,7 @@ DEMO_CFG := configs/demo/upernet_rdnet_ade20k_demo.py
 DEMO_DIR := work_dirs/demo
 DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 
-.PHONY: setup demo demo-data test bench clean-demo
+.PHONY: setup demo demo-data demo-coco test bench clean-demo
 
 setup:
 	bash tools/setup_env.sh
@@ -22,6 +22,20 @@ demo: demo-data
 	$(PYTHON) tools/analysis/plot_curves.py $(DEMO_DIR)
 	@echo "demo outputs: $(DEMO_DIR) (overlays/vis_data/vis_image/*.png, curves.png, pred_masks/)"
 
+COCO_DEMO_CFG := configs/demo/mask-rcnn_rdnet_coco_demo.py
+COCO_DEMO_DIR := work_dirs/demo_coco
+
+data/coco_demo/annotations/instances_val2017.json: | setup
+	$(PYTHON) tools/data/make_demo_coco.py --out data/coco_demo
+
+# Mask R-CNN RDNet-T on the embedded COCO-format data: train, CocoMetric (bbox + segm),
+# COCO results json and painted predictions.
+demo-coco: setup data/coco_demo/annotations/instances_val2017.json
+	$(PYTHON) tools/train.py $(COCO_DEMO_CFG) --work-dir $(COCO_DEMO_DIR)
+	$(PYTHON) tools/test.py $(COCO_DEMO_CFG) $$(cat $(COCO_DEMO_DIR)/last_checkpoint) --work-dir $(COCO_DEMO_DIR) \
+		--show-dir overlays --out $(COCO_DEMO_DIR)/results/coco
+	@echo "demo outputs: $(COCO_DEMO_DIR) (results/coco.{bbox,segm}.json, <timestamp>/overlays/*.png)"
+
 test: setup
 	$(PYTHON) -m pytest -q tests
 
@@ -29,4 +43,4 @@ bench: setup
 	$(PYTHON) tools/analysis/benchmark.py --arch tiny --size 512 --threads 2
 
 clean-demo:
-	rm -rf $(DEMO_DIR) data/ade20k_demo
+	rm -rf $(DEMO_DIR) data/ade20k_demo $(COCO_DEMO_DIR) data/coco_demo

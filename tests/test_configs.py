@@ -23,7 +23,7 @@ def seg_samples(n, size, num_classes):
     return samples
 
 
-def det_samples(n, size):
+def det_samples(n, size, num_classes=80):
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -34,7 +34,7 @@ def det_samples(n, size):
                                         batch_input_shape=size))
         inst = InstanceData()
         inst.bboxes = torch.tensor([[8., 8., 60., 70.], [40., 30., 120., 110.]])
-        inst.labels = torch.tensor([1, 5])
+        inst.labels = torch.tensor([1, 5]) % num_classes
         masks = torch.zeros(2, h, w, dtype=torch.uint8)
         masks[0, 8:70, 8:60] = 1
         masks[1, 30:110, 40:120] = 1
@@ -55,7 +55,9 @@ def test_config_builds_and_trains_one_step(path):
     model.train()
     if scope == 'mmdet':
         size = (128, 128)
-        losses = model.loss(torch.randn(1, 3, *size), det_samples(1, size))
+        heads = cfg.model.roi_head.bbox_head
+        num_classes = (heads[0] if isinstance(heads, list) else heads).num_classes
+        losses = model.loss(torch.randn(1, 3, *size), det_samples(1, size, num_classes))
     else:
         size = (64, 64)
         num_classes = cfg.model.decode_head.num_classes

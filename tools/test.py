@@ -4,8 +4,10 @@
                                            [--tta] [--cfg-options k=v ...] [--launcher ...]
 
 ``--out``: for segmentation configs a directory where the predicted label maps are
-written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a
-``.pkl`` file of the raw results (mmdet's ``DumpDetResults``).
+written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a prefix
+for the COCO results json files ``<out>.bbox.json`` / ``<out>.segm.json`` (CocoMetric's
+``outfile_prefix``; evaluation still runs), or, ending in ``.pkl``, a pickle of the raw
+results (mmdet's ``DumpDetResults``).
 ``--show-dir``: per-image visualizations (prediction overlays), relative to the work dir.
 """
 import argparse
@@ -45,7 +47,7 @@ def main(argv=None):
     setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
                        wait_time=args.wait_time, tta=args.tta)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if cfg.get('default_scope') == 'mmdet' and args.out:
+    if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     return runner.test()

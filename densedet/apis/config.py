@@ -77,6 +77,15 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
     if out and scope != 'mmdet':
         cfg.test_evaluator['output_dir'] = out
         cfg.test_evaluator['keep_results'] = True
+    elif out and not out.endswith(('.pkl', '.pickle')):
+        # COCO results json: CocoMetric writes <out>.bbox.json / <out>.segm.json and still evaluates.
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        coco = [e for e in evaluators if str(e.get('type', '')).endswith('CocoMetric')]
+        if not coco:
+            raise KeyError(f'--out {out}: test_evaluator has no CocoMetric to write COCO results json with '
+                           '(give a .pkl path for mmdet\'s raw results instead)')
+        for evaluator in coco:
+            evaluator['outfile_prefix'] = out
     if tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise KeyError('--tta needs tta_model and tta_pipeline in the config')

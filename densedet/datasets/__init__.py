@@ -1,1 +1,5 @@
-"""Datasets densedet adds to the OpenMMLab registries (ADE20K and COCO come from mmseg/mmdet)."""
+"""Datasets densedet adds to the OpenMMLab registries (ADE20K and COCO themselves come from mmseg/mmdet)."""
+from .camvid import CamVidDataset
+from .coco import CheckedCocoDataset
+
+__all__ = ['CamVidDataset', 'CheckedCocoDataset']

@@ -1,2 +1,4 @@
-from . import backbones, layers  # noqa: F401  (registers the models)
+from . import backbones, decode_heads, layers, necks  # noqa: F401  (registers the models)
 from .backbones import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .decode_heads import *  # noqa: F401,F403

@@ -53,3 +53,31 @@ def test_benchmark_families_with_and_without_reference():
                                ('hardnet', '39', 'densedet-cp')):
         Args.family, Args.arch, Args.worker = family, arch, name
         assert benchmark.worker(Args)['train_s'] > 0
+
+
+def test_benchmark_detector_worker_measures_both_detectors():
+    class Args:
+        family, arch, config, size, batch, threads, iters, detector = 'rdnet', 'tiny', None, 128, 1, 1, 1, True
+    for name in ('rdnet', 'resnet50'):
+        Args.worker = name
+        res = benchmark.worker(Args)
+        assert res['model'] == name and res['forward_s'] > 0 and res['train_s'] > 0 and res['saved_mib'] > 0
+
+
+def test_neck_complexity_counts_dense_fusion():
+    base = dict(in_channels=[16, 32, 64, 128], out_channels=16, num_outs=5)
+    fpn = get_flops.neck_complexity(dict(type='FPN', **base), base['in_channels'], (128, 128))
+    dense = get_flops.neck_complexity(dict(type='DenseFPN', **base), base['in_channels'], (128, 128))
+    assert dense['params'] - fpn['params'] == (4 + 3 + 2) * 16 * 16 + 3 * 16
+    # the 1x1 reductions run each input's C x C slice at that input's resolution (32x32, 16x16,
+    # 8x8, 4x4 maps at strides 4-32): level 0 reads levels 0-3, level 1 levels 1-3, level 2 levels 2-3
+    positions = (1024 + 256 + 64 + 16) + (256 + 64 + 16) + (64 + 16)
+    # the counter also counts element-wise sums: DenseFPN adds 3, 2, 1 upsampled projections per
+    # element at levels 0-2 where FPN adds one upsampled lateral
+    sums = 16 * (3 * 1024 + 2 * 256 + 1 * 64) - 16 * (1024 + 256 + 64)
+    assert dense['flops'] - fpn['flops'] == 16 * 16 * positions + sums
+
+
+def test_unetpp_pruning_benchmark_times_every_level():
+    res = benchmark.unetpp_pruning(size=32, threads=1, rounds=1, iters=1)
+    assert list(res) == ['accurate (L4, 4 heads)', 'L4', 'L3', 'L2', 'L1'] and all(t > 0 for t in res.values())

@@ -4,6 +4,8 @@
     python tools/analysis/benchmark.py --config configs/upernet_rdnet_ade20k.py --size 512
 
     python tools/analysis/benchmark.py --family densenet --arch 121 --size 512
+    python tools/analysis/benchmark.py --detector --size 512 [--rounds 3]
+    python tools/analysis/benchmark.py --unetpp --size 256 [--rounds 5]
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
 backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``reference`` (timm's
@@ -16,6 +18,19 @@ For each it measures
 * the training step's peak memory: the rise of the process's peak RSS over the
   memory held after building the model (each measurement runs in a fresh process);
 * the bytes autograd keeps for backward (saved tensors, deduplicated by storage).
+
+Detector mode (``--detector``) compares Mask R-CNN + FPN with RDNet-T
+(``configs/mask-rcnn_rdnet_coco.py``) against the same detector, heads and train_cfg
+unchanged, with mmdet's ResNet-50 backbone (``mmdet::_base_/models/mask-rcnn_r50_fpn.py``'s
+``ResNet``): ``predict`` latency on one ``SxS`` image (forward = backbone, neck, RPN,
+RoI heads, post-processing) and the training step (``loss`` + backward, two
+ground-truth instances per image) on ``B`` images.
+
+UNet++ mode (``--unetpp``) times inference of the paper's UNet++ (plain encoder 32-512,
+L = 4, ``configs/unetpp/unetpp_drive.py``'s model) on one ``SxS`` image: the full network in
+'accurate' mode (mean of the four heads) and pruned to depth L4..L1 (``prune_unetpp``:
+encoder and nested nodes above the level are skipped); same process, same weights, the
+variants interleaved ``--rounds`` times.
 
 Each model is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
@@ -109,6 +124,54 @@ def _build(name: str, arch: str, config: str = None, family: str = 'rdnet'):
     return model, model
 
 
+DETECTOR_CONFIG = os.path.join(ROOT, 'configs', 'mask-rcnn_rdnet_coco.py')
+RESNET50 = dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
+                norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, style='pytorch')
+
+
+def _detector_task(name: str, size: int, batch: int):
+    """(module, predict(), train_loss()) for Mask R-CNN with RDNet-T ('rdnet') or ResNet-50 ('resnet50')."""
+    from mmengine.config import Config
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+
+    import densedet  # noqa: F401
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    torch.manual_seed(0)
+    cfg = Config.fromfile(DETECTOR_CONFIG)
+    init_default_scope('mmdet')
+    if name == 'resnet50':
+        cfg.model.backbone = RESNET50
+        cfg.model.neck.in_channels = [256, 512, 1024, 2048]
+    elif name != 'rdnet':
+        raise ValueError(f'unknown detector {name!r}')
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()
+
+    def samples(n):
+        out = []
+        for _ in range(n):
+            s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size),
+                                            scale_factor=(1., 1.), batch_input_shape=(size, size)))
+            inst = InstanceData()
+            a, b = size // 8, size // 2
+            inst.bboxes = torch.tensor([[a, a, b, b], [b - a, a, size - a, b + a]], dtype=torch.float32)
+            inst.labels = torch.tensor([0, 5])
+            masks = torch.zeros(2, size, size, dtype=torch.uint8)
+            masks[0, a:b, a:b] = 1
+            masks[1, a:b + a, b - a:size - a] = 1
+            inst.masks = BitmapMasks(masks.numpy(), size, size)
+            s.gt_instances = inst
+            out.append(s)
+        return out
+
+    x1, s1 = torch.randn(1, 3, size, size), samples(1)
+    xb, sb = torch.randn(batch, 3, size, size), samples(batch)
+    return model, lambda: model.predict(x1, s1), lambda: model.parse_losses(model.loss(xb, sb))[0]
+
+
 def _saved_bytes(fn, x) -> int:
     import torch
     storages = {}
@@ -127,38 +190,73 @@ def _saved_bytes(fn, x) -> int:
 def worker(args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
-    fn, module = _build(args.worker, args.arch, args.config, args.family)
+    if getattr(args, 'detector', False):
+        module, forward_fn, train_loss = _detector_task(args.worker, args.size, args.batch)
+    else:
+        fn, module = _build(args.worker, args.arch, args.config, args.family)
+        x1 = torch.randn(1, 3, args.size, args.size)
+        xb = torch.randn(args.batch, 3, args.size, args.size)
 
-    def loss_of(outs):
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return sum(o.float().mean() for o in outs)
+        def forward_fn():
+            return fn(x1)
 
-    x1 = torch.randn(1, 3, args.size, args.size)
-    xb = torch.randn(args.batch, 3, args.size, args.size)
+        def train_loss():
+            outs = fn(xb)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            return sum(o.float().mean() for o in outs)
+
     module.eval()
     with torch.no_grad():
-        fn(x1)  # warm-up
+        forward_fn()  # warm-up
         times = []
         for _ in range(args.iters):
             t = time.perf_counter()
-            fn(x1)
+            forward_fn()
             times.append(time.perf_counter() - t)
     forward = statistics.median(times)
 
     module.train()
     base_rss = _rss_kib()
-    loss_of(fn(xb)).backward()  # warm-up, and the memory peak of one step
+    train_loss().backward()  # warm-up, and the memory peak of one step
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss
     module.zero_grad(set_to_none=True)
     times = []
     for _ in range(args.iters):
         t = time.perf_counter()
-        loss_of(fn(xb)).backward()
+        train_loss().backward()
         times.append(time.perf_counter() - t)
         module.zero_grad(set_to_none=True)
-    saved = _saved_bytes(fn, xb)
+    saved = _saved_bytes(lambda _: train_loss(), None)
     return dict(model=args.worker, forward_s=forward, train_s=statistics.median(times),
                 peak_mib=max(peak, 0) / 1024, saved_mib=saved / 2**20)
+
+
+def unetpp_pruning(size: int, threads: int, rounds: int, iters: int) -> dict:
+    """Median forward latency of UNet++ 'accurate' and pruned L4..L1, in one process."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    import densedet  # noqa: F401
+    from densedet.models.decode_heads import prune_unetpp
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'unetpp', 'unetpp_drive.py'))
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model).eval()
+    x = torch.randn(1, 3, size, size)
+    variants = {'accurate (L4, 4 heads)': None, 'L4': 4, 'L3': 3, 'L2': 2, 'L1': 1}
+    times = {name: [] for name in variants}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, level in variants.items():
+                prune_unetpp(model, level)
+                model._forward(x)  # warm-up
+                for _ in range(iters):
+                    t = time.perf_counter()
+                    model._forward(x)
+                    times[name].append(time.perf_counter() - t)
+    prune_unetpp(model, None)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main():
@@ -167,6 +265,9 @@ def main():
                         help='backbone family; compared against its timm/torchvision implementation')
     parser.add_argument('--arch', default='tiny')
     parser.add_argument('--config', help='benchmark a whole model built from this config instead')
+    parser.add_argument('--unetpp', action='store_true', help='UNet++ inference, full vs pruned L4..L1')
+    parser.add_argument('--detector', action='store_true',
+                        help='Mask R-CNN RDNet-T against Mask R-CNN ResNet-50 (predict, train step)')
     parser.add_argument('--size', type=int, default=512)
     parser.add_argument('--batch', type=int, default=2, help='batch of the training step')
     parser.add_argument('--threads', type=int, default=2)
@@ -179,8 +280,23 @@ def main():
     if args.worker:
         print('RESULT ' + json.dumps(worker(args)))
         return
+    if args.unetpp:
+        res = unetpp_pruning(args.size, args.threads, args.rounds, args.iters)
+        full = res['accurate (L4, 4 heads)']
+        print(f'\nUNet++ (32-512, L=4) inference on 1x3x{args.size}x{args.size}, {args.threads} threads, '
+              f'median of {args.rounds} rounds x {args.iters} iterations\n')
+        print('| variant | forward (s) | speed-up vs accurate |')
+        print('|---|---|---|')
+        for name, t in res.items():
+            print(f'| {name} | {t:.4f} | {full / t:.2f}x |')
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(dict(args=vars(args), summary=res), f, indent=1)
+        return
     if args.models:
         models = args.models.split(',')
+    elif args.detector:
+        models = ['rdnet', 'resnet50']
     elif args.config or args.family == 'hardnet':  # no upstream implementation to compare with
         models = ['densedet', 'densedet-cp']
     elif args.family == 'rdnet':
@@ -196,6 +312,8 @@ def main():
                    '--batch', str(args.batch), '--threads', str(args.threads), '--iters', str(args.iters)]
             if args.config:
                 cmd += ['--config', args.config]
+            if args.detector:
+                cmd.append('--detector')
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 raise RuntimeError(f'worker {m} failed:\n{out.stderr[-3000:]}')
@@ -204,8 +322,8 @@ def main():
             print(f'round {r + 1}/{args.rounds} {m}: {results[m][-1]}', file=sys.stderr, flush=True)
     keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
     summary = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
-    base = 'reference' if 'reference' in summary else models[0]
-    what = args.config or f'{FAMILIES[args.family]}-{args.arch}'
+    base = 'reference' if 'reference' in summary else 'resnet50' if 'resnet50' in summary else models[0]
+    what = 'Mask R-CNN (predict as forward)' if args.detector else args.config or f'{FAMILIES[args.family]}-{args.arch}'
     print(f'\n{what}, forward 1x3x{args.size}x{args.size}, train step {args.batch}x3x{args.size}x{args.size}, '
           f'{args.threads} threads, median of {args.rounds} processes x {args.iters} iterations; '
           f'ratios against {base}\n')

@@ -224,3 +224,33 @@ def rdnet_checkpoint_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, to
             key = 'stem.' + key[len('stem.stem.'):]
         out[key] = value
     return out
+
+
+def convert_official_detseg_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Maps a naver-ai/rdnet detection / segmentation checkpoint onto densedet names.
+
+    The official mmdet 2.x / mmseg 0.x code wraps the network as a timm
+    ``features_only`` model (``backbone.timm_model.``, top-level ``nn.Sequential``
+    children flattened: ``dense_stages_3.`` for ``dense_stages.3.``, ``stem_0.`` for
+    timm's ``stem.0.``) and normalises each output with ``backbone.norm_modules.i``
+    (densedet's ``out_norms``, ``out_norm_cfg=dict(type='GN', num_groups=1)``).
+    Necks and heads keep their names: mmdet 3.x / mmseg 1.x use the same ones.
+    """
+    backbone = {}
+    out = {}
+    for key, value in state_dict.items():
+        if not key.startswith('backbone.'):
+            out[key] = value
+            continue
+        name = key[len('backbone.'):]
+        if name.startswith('timm_model.'):
+            name = name[len('timm_model.'):]
+        if name.startswith('norm_modules.'):
+            name = 'out_norms.' + name[len('norm_modules.'):]
+        head, sep, rest = name.partition('.')
+        if '_' in head and head.rsplit('_', 1)[1].isdigit():  # flattened Sequential child
+            parent, index = head.rsplit('_', 1)
+            name = f'{parent}.{index}{sep}{rest}'
+        backbone[name] = value
+    out.update({'backbone.' + k: v for k, v in rdnet_checkpoint_filter(backbone).items()})
+    return out

@@ -1,4 +1,5 @@
 """The dense-connectivity core shared by every densedet family."""
+from .conv_block import conv_block
 from .dense import DenseBlock, DenseLayer, DenseTransition, harmonic_links, make_dense_layers
 from .norm import LayerNorm2d
 from .squeeze_excite import EffectiveSE
@@ -6,6 +7,6 @@ from .utils import (avg_pool_type, batch_norm_type, conv_transpose_type, conv_ty
                     round_down_to_multiple)
 
 __all__ = [
-    'DenseBlock', 'DenseLayer', 'DenseTransition', 'harmonic_links', 'make_dense_layers', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type',
+    'conv_block', 'DenseBlock', 'DenseLayer', 'DenseTransition', 'harmonic_links', 'make_dense_layers', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type',
     'batch_norm_type', 'max_pool_type', 'avg_pool_type', 'round_down_to_multiple'
 ]

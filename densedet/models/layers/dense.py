@@ -126,6 +126,7 @@ class DenseLayer(nn.Module):
         spatial_dims: 2 (images) or 3 (volumes).
         dilation: dilation of the 3x3 conv (for output strides 8/16).
         norm_cfg / act_cfg: mmcv configs; for volumes use ``dict(type='BN3d')``.
+        bias: convolutions with bias (FC-DenseNet's Lasagne layers have one; DenseNet does not).
     """
 
     def __init__(self,
@@ -136,7 +137,8 @@ class DenseLayer(nn.Module):
                  dilation: int = 1,
                  spatial_dims: int = 2,
                  norm_cfg: Optional[dict] = None,
-                 act_cfg: Optional[dict] = None):
+                 act_cfg: Optional[dict] = None,
+                 bias: bool = False):
         super().__init__()
         conv = conv_type(spatial_dims)
         norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
@@ -147,12 +149,12 @@ class DenseLayer(nn.Module):
             mid = bottleneck_width * growth
             self.add_module('norm1', build_norm_layer(norm_cfg, in_channels)[1])
             self.add_module('relu1', build_activation_layer(act_cfg))
-            self.add_module('conv1', conv(in_channels, mid, kernel_size=1, bias=False))
+            self.add_module('conv1', conv(in_channels, mid, kernel_size=1, bias=bias))
             index = 2
         self.add_module(f'norm{index}', build_norm_layer(norm_cfg, mid)[1])
         self.add_module(f'relu{index}', build_activation_layer(act_cfg))
         self.add_module(f'conv{index}', conv(mid, growth, kernel_size=3, padding=dilation, dilation=dilation,
-                                             bias=False))
+                                             bias=bias))
         self.drop_rate = drop_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,6 +171,7 @@ class DenseTransition(nn.Sequential):
     Args:
         pool: ``'avg'`` (DenseNet), ``'max'`` (FC-DenseNet's transition down) or
             ``None`` (no downsampling, e.g. a dilated stage).
+        bias: the 1x1 conv has a bias (FC-DenseNet).
     """
 
     def __init__(self,
@@ -178,13 +181,14 @@ class DenseTransition(nn.Sequential):
                  drop_rate: float = 0.0,
                  spatial_dims: int = 2,
                  norm_cfg: Optional[dict] = None,
-                 act_cfg: Optional[dict] = None):
+                 act_cfg: Optional[dict] = None,
+                 bias: bool = False):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
         act_cfg = act_cfg or dict(type='ReLU', inplace=True)
         self.add_module('norm', build_norm_layer(norm_cfg, in_channels)[1])
         self.add_module('relu', build_activation_layer(act_cfg))
-        self.add_module('conv', conv_type(spatial_dims)(in_channels, out_channels, kernel_size=1, bias=False))
+        self.add_module('conv', conv_type(spatial_dims)(in_channels, out_channels, kernel_size=1, bias=bias))
         if drop_rate > 0:
             self.add_module('drop', nn.Dropout(drop_rate))
         if pool == 'avg':

@@ -1,0 +1,65 @@
+"""The plain convolutional encoder of U-Net / UNet++ (Zhou et al. 2018, filters 32-512)."""
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from densedet.registry import MODELS
+from ..layers import conv_block, max_pool_type
+from .base import DenseBackbone
+
+
+@MODELS.register_module()
+class UNetEncoder(DenseBackbone):
+    """Encoder X(0,0)..X(L,0) of UNet++: per level a block of two 3x3 conv-BN-ReLU, 2x2 max
+    pooling between levels. Outputs every level, finest first (strides 1, 2, ..., 2**L).
+
+    Not a dense network itself; it is the paper's encoder for
+    :class:`~densedet.models.decode_heads.UNetPlusPlusHead`, whose nested skip pathways are
+    the dense part. (The official Keras code uses ReLU + dropout without BN; BN here, set
+    ``norm_cfg`` to change it.)
+
+    Args:
+        in_channels: input channels.
+        channels: filters per level (paper: 32, 64, 128, 256, 512).
+        spatial_dims: 2 or 3.
+        active_levels: how many levels ``forward`` computes (default all). A UNet++ pruned
+            to depth ``k`` needs only ``k + 1`` (see ``prune_unetpp``).
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 channels: Sequence[int] = (32, 64, 128, 256, 512),
+                 spatial_dims: int = 2,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 out_indices: Optional[Sequence[int]] = None,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.spatial_dims = spatial_dims
+        self.norm_eval = norm_eval
+        self.levels = nn.ModuleList()
+        prev = in_channels
+        for c in channels:
+            self.levels.append(conv_block(prev, c, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg))
+            prev = c
+        self.pool = max_pool_type(spatial_dims)(kernel_size=2, stride=2)
+        self.active_levels = len(channels)
+        feature_info = [dict(num_chs=c, reduction=2**i, module=f'levels.{i}') for i, c in enumerate(channels)]
+        self._init_outputs(feature_info, tuple(range(len(channels))) if out_indices is None else out_indices,
+                           frozen_stages)
+
+    def _frozen_modules(self):
+        return list(self.levels[:max(self.frozen_stages, 1)])
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        if min(x.shape[2:]) < 2**(self.active_levels - 1):
+            raise ValueError(f'UNetEncoder: input size {tuple(x.shape[2:])} cannot be pooled '
+                             f'{self.active_levels - 1} times')
+        outs = []
+        for i in range(self.active_levels):
+            x = self.levels[i](x if i == 0 else self.pool(x))
+            outs.append(x)
+        return tuple(outs[i] for i in self.out_indices if i < self.active_levels)

@@ -1,0 +1,3 @@
+from .dense_fpn import DenseFPN, LevelFusion
+
+__all__ = ['DenseFPN', 'LevelFusion']
