@@ -121,3 +121,17 @@ def maybe_checkpoint(enabled: bool, fn, *args):
         import torch.utils.checkpoint as cp
         return cp.checkpoint(fn, *args, use_reentrant=False)
     return fn(*args)
+
+
+def check_poolable(owner: str, spatial_size: Sequence[int], times: int) -> None:
+    """One clear error when an input cannot be halved ``times`` times (smaller than ``2**times``)."""
+    if min(spatial_size) < 2**times:
+        raise ValueError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in some '
+                         f'dimension; it cannot be pooled {times} times')
+
+
+def check_in_channels(owner: str, feats: Sequence[torch.Tensor], expected: Sequence[int]) -> None:
+    """One clear error when the features a head receives do not have the configured channels."""
+    got = [f.shape[1] for f in feats]
+    if got != list(expected):
+        raise ValueError(f'{owner}: inputs have {got} channels but in_channels is {list(expected)}')

@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from densedet.registry import MODELS
 from ..layers import DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers
-from .base import DenseBackbone
+from ..utils import check_poolable
+from .base import DenseBackbone, kaiming_init_convs
 
 
 def fc_dense_block(num_layers: int, in_channels: int, growth: int, output: str, drop_rate: float,
@@ -119,18 +120,13 @@ class FCDenseNet(DenseBackbone):
 
     def _default_init(self):
         # Lasagne HeUniform(gain='relu') weights, zero biases, as the official code.
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-                nn.init.kaiming_uniform_(m.weight, nonlinearity='relu')
-                nn.init.zeros_(m.bias)
+        kaiming_init_convs(self, uniform=True, zero_bias=True, nonlinearity='relu')
 
     def forward(self, x: torch.Tensor) -> tuple:
         spatial = x.shape[2:]
         if len(spatial) != self.spatial_dims:
             raise ValueError(f'FCDenseNet(spatial_dims={self.spatial_dims}) got a {x.dim()}D input {tuple(x.shape)}')
-        if min(spatial) < 2**self.n_pool:
-            raise ValueError(f'FCDenseNet: input size {tuple(spatial)} is smaller than 2**n_pool = {2**self.n_pool} '
-                             f'in some dimension; it cannot be pooled {self.n_pool} times')
+        check_poolable('FCDenseNet', spatial, self.n_pool)
         x = self.stem(x)
         outs = []
         for block, down in zip(self.down_blocks, self.transitions):

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from densedet.registry import MODELS
 from ..layers import conv_block, max_pool_type
+from ..utils import check_poolable
 from .base import DenseBackbone
 
 
@@ -55,9 +56,7 @@ class UNetEncoder(DenseBackbone):
         return list(self.levels[:max(self.frozen_stages, 1)])
 
     def forward(self, x: torch.Tensor) -> tuple:
-        if min(x.shape[2:]) < 2**(self.active_levels - 1):
-            raise ValueError(f'UNetEncoder: input size {tuple(x.shape[2:])} cannot be pooled '
-                             f'{self.active_levels - 1} times')
+        check_poolable('UNetEncoder', x.shape[2:], self.active_levels - 1)
         outs = []
         for i in range(self.active_levels):
             x = self.levels[i](x if i == 0 else self.pool(x))

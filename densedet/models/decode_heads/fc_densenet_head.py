@@ -6,8 +6,10 @@ import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from ..backbones.base import kaiming_init_convs
 from ..backbones.fc_densenet import fc_dense_block
 from ..layers import conv_transpose_type, conv_type
+from ..utils import check_in_channels
 
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -101,17 +103,13 @@ class FCDenseNetHead(BaseDecodeHead):
 
     def init_weights(self):
         super().init_weights()
-        for m in list(self.up_convs.modules()) + list(self.up_blocks.modules()):
-            if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-                nn.init.kaiming_uniform_(m.weight, nonlinearity='relu')  # Lasagne HeUniform(gain='relu')
-                nn.init.zeros_(m.bias)
+        for part in (self.up_convs, self.up_blocks):  # Lasagne HeUniform(gain='relu'), zero biases
+            kaiming_init_convs(part, uniform=True, zero_bias=True, nonlinearity='relu')
 
     def decode(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """The last block's stack (before the classifier)."""
         feats = self._transform_inputs(inputs)
-        got = [f.shape[1] for f in feats]
-        if got != list(self.in_channels):
-            raise ValueError(f'FCDenseNetHead: inputs have {got} channels but in_channels is {list(self.in_channels)}')
+        check_in_channels('FCDenseNetHead', feats, self.in_channels)
         skips, x = feats[:-1][::-1], feats[-1]
         for skip, up, block in zip(skips, self.up_convs, self.up_blocks):
             x = block(torch.cat([center_crop(up(x), skip.shape[2:]), skip], dim=1))

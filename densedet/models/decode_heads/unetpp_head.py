@@ -20,6 +20,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ..layers import conv_block, conv_transpose_type, conv_type
+from ..utils import check_in_channels
 
 MODES = ('accurate', 'fast')
 
@@ -130,10 +131,7 @@ class UNetPlusPlusHead(BaseDecodeHead):
         """Every node X(i,j) with i + j <= ``level`` (default L), keyed ``'i_j'``."""
         level = self._check_level(level)
         feats = [inputs[i] for i in self.in_index[:level + 1]]  # a pruned encoder returns fewer levels
-        got = [f.shape[1] for f in feats]
-        if got != list(self.in_channels)[:level + 1]:
-            raise ValueError(f'UNetPlusPlusHead: inputs have {got} channels but in_channels is '
-                             f'{list(self.in_channels)}')
+        check_in_channels('UNetPlusPlusHead', feats, list(self.in_channels)[:level + 1])
         nodes = {f'{i}_0': self.projections[i](feats[i]) for i in range(level + 1)}
         for j in range(1, level + 1):
             for i in range(level - j + 1):

@@ -139,3 +139,16 @@ def test_registered_for_mmseg_encoder_decoder():
                          growth=12, num_classes=11)))
     losses = model.loss(torch.randn(2, 3, 32, 32), seg_samples(2, (32, 32), 11))
     assert torch.isfinite(losses['decode.loss_ce'])
+
+
+def test_default_init_is_lasagne_he_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    backbone, head = _build('56')
+    backbone.init_weights()
+    head.init_weights()
+    for module in (backbone, head.up_convs, head.up_blocks):
+        convs = [m for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        assert convs and all(m.bias.abs().sum() == 0 for m in convs)
+        for m in convs:  # He-uniform bound sqrt(6 / fan_in) (transposed convs: fan_in from dim 1)
+            fan_in = m.weight[0].numel() if isinstance(m, torch.nn.Conv2d) else m.weight[:, 0].numel()
+            assert m.weight.abs().max() <= (6 / fan_in) ** 0.5 + 1e-6
