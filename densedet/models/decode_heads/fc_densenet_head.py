@@ -88,7 +88,6 @@ class FCDenseNetHead(BaseDecodeHead):
                          in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
                          input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
                          act_cfg=act_cfg or dict(type='ReLU'), **kwargs)
-        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
         kw = dict(drop_rate=drop_rate, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg,
                   with_cp=with_cp)
         self.spatial_dims = spatial_dims
