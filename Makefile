@@ -4,7 +4,7 @@ DEMO_CFG := configs/demo/upernet_rdnet_ade20k_demo.py
 DEMO_DIR := work_dirs/demo
 DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 
-.PHONY: setup demo demo-data demo-coco test bench clean-demo
+.PHONY: setup demo demo-data demo-coco demo-3d test bench clean-demo
 
 setup:
 	bash tools/setup_env.sh
@@ -36,6 +36,20 @@ demo-coco: setup data/coco_demo/annotations/instances_val2017.json
 		--show-dir overlays --out $(COCO_DEMO_DIR)/results/coco
 	@echo "demo outputs: $(COCO_DEMO_DIR) (results/coco.{bbox,segm}.json, <timestamp>/overlays/*.png)"
 
+VOLUME_DEMO_CFG := configs/demo/denseunet3d_msd-liver_demo.py
+VOLUME_DEMO_DIR := work_dirs/demo_3d
+
+data/msd_demo/Task03_Liver/dataset.json: | setup
+	$(PYTHON) tools/data/make_demo_msd.py --out data/msd_demo/Task03_Liver
+
+# 3D DenseUNet on the embedded synthetic MSD-layout CT task: train, Dice / HD95 on the held-out
+# cases, predicted NIfTI files (input affine and header kept).
+demo-3d: setup data/msd_demo/Task03_Liver/dataset.json
+	$(PYTHON) tools/train.py $(VOLUME_DEMO_CFG) --work-dir $(VOLUME_DEMO_DIR)
+	$(PYTHON) tools/test.py $(VOLUME_DEMO_CFG) $$(cat $(VOLUME_DEMO_DIR)/last_checkpoint) --work-dir $(VOLUME_DEMO_DIR) \
+		--out $(VOLUME_DEMO_DIR)/pred_nifti
+	@echo "demo outputs: $(VOLUME_DEMO_DIR) (pred_nifti/*.nii.gz, <timestamp>/*.log with Dice / HD95)"
+
 test: setup
 	$(PYTHON) -m pytest -q tests
 
@@ -43,4 +57,4 @@ bench: setup
 	$(PYTHON) tools/analysis/benchmark.py --arch tiny --size 512 --threads 2
 
 clean-demo:
-	rm -rf $(DEMO_DIR) data/ade20k_demo $(COCO_DEMO_DIR) data/coco_demo
+	rm -rf $(DEMO_DIR) data/ade20k_demo $(COCO_DEMO_DIR) data/coco_demo $(VOLUME_DEMO_DIR) data/msd_demo

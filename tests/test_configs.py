@@ -44,6 +44,16 @@ def det_samples(n, size, num_classes=80):
     return samples
 
 
+def volume_samples(n, size, num_classes):
+    from densedet.structures import VolumeDataSample
+    samples = []
+    for _ in range(n):
+        s = VolumeDataSample(metainfo=dict(img_shape=size, ori_shape=size))
+        s.gt_seg = torch.randint(0, num_classes, size)
+        samples.append(s)
+    return samples
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_config_builds_and_trains_one_step(path):
     cfg = Config.fromfile(path)
@@ -53,7 +63,12 @@ def test_config_builds_and_trains_one_step(path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    if scope == 'mmdet':
+    if cfg.model.type in ('VolumeEncoderDecoder', 'HDenseUNet'):
+        size = (16, 64, 64)
+        num_classes = cfg.model.get('num_classes') or cfg.model.decode_head.num_classes
+        in_channels = 1 if cfg.model.type == 'HDenseUNet' else cfg.model.backbone.in_channels
+        losses = model.loss(torch.randn(1, in_channels, *size), volume_samples(1, size, num_classes))
+    elif scope == 'mmdet':
         size = (128, 128)
         heads = cfg.model.roi_head.bbox_head
         num_classes = (heads[0] if isinstance(heads, list) else heads).num_classes
@@ -65,5 +80,6 @@ def test_config_builds_and_trains_one_step(path):
     total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+    encoder = model.backbone if hasattr(model, 'backbone') else model  # H-DenseUNet: both branches
+    grads = [p.grad for p in encoder.parameters() if p.requires_grad]
     assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -42,8 +42,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
-                         cfg_options=args.cfg_options, launcher=args.launcher)
-    cfg.load_from = args.checkpoint
+                         cfg_options=args.cfg_options, launcher=args.launcher, load_from=args.checkpoint)
     setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
                        wait_time=args.wait_time, tta=args.tta)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

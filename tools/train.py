@@ -38,12 +38,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
-                         cfg_options=args.cfg_options, launcher=args.launcher)
+                         cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume)
     if args.amp:
         from densedet.apis.config import enable_amp
         enable_amp(cfg)
         print_log(f'mixed precision: {cfg.optim_wrapper.type}', logger='current', level=logging.INFO)
-    cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -9,12 +9,15 @@ from densedet.compat import _has_accelerator
 
 def prepare_config(cfg: Config, config_path: str, work_dir: Optional[str] = None,
                    cfg_options: Optional[dict] = None, launcher: str = 'none',
-                   check_data: bool = True) -> Config:
+                   check_data: bool = True, load_from: Optional[str] = None, resume: bool = False) -> Config:
     """Applies the command-line options the way mmseg's/mmdet's tools do.
 
     The work dir is ``work_dir`` if given, else ``cfg.work_dir``, else
     ``./work_dirs/<config name>``. With ``check_data``, every dataloader's
-    ``data_root`` must exist (one clear error naming the key and path).
+    ``data_root`` must exist (one clear error naming the key and path). ``load_from``
+    (``tools/test.py``'s checkpoint) replaces the config's; with ``resume`` and a checkpoint
+    in the work dir, the config's ``load_from`` (a previous stage) is dropped so mmengine
+    resumes this run rather than restarting from that stage.
     """
     cfg.launcher = launcher
     if cfg_options:
@@ -25,7 +28,27 @@ def prepare_config(cfg: Config, config_path: str, work_dir: Optional[str] = None
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
     if check_data:
         check_data_roots(cfg)
+    cfg.resume = resume or bool(cfg.get('resume', False))
+    if load_from is not None:
+        cfg.load_from = load_from
+    elif resume and osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
+        cfg.load_from = None
+    resolve_load_from(cfg)
     return cfg
+
+
+def resolve_load_from(cfg: Config) -> None:
+    """``load_from`` may name a work dir's ``last_checkpoint`` file (mmengine's pointer to the
+    latest checkpoint): staged recipes chain their stages that way. It is replaced by the
+    checkpoint path it holds; a missing pointer is one clear error."""
+    load_from = cfg.get('load_from')
+    if not load_from or osp.basename(load_from) != 'last_checkpoint':
+        return
+    if not osp.isfile(load_from):
+        raise FileNotFoundError(f'load_from: {load_from} does not exist; train the previous stage first '
+                                '(or set load_from to a checkpoint with --cfg-options load_from=PATH)')
+    with open(load_from) as f:
+        cfg.load_from = f.read().strip()
 
 
 def check_data_roots(cfg: Config) -> None:
@@ -55,6 +78,9 @@ def enable_amp(cfg: Config) -> None:
         wrapper.pop('dtype', None)
 
 
+VOLUME_MODELS = ('VolumeEncoderDecoder', 'HDenseUNet')
+
+
 def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = False,
                        show_dir: Optional[str] = None, wait_time: float = 2, tta: bool = False) -> None:
     scope = cfg.get('default_scope', 'mmseg')
@@ -74,19 +100,26 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
                 vis['test_out_dir'] = show_dir
             else:
                 cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, show_dir)
-    if out and scope != 'mmdet':
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    if out and any(str(e.get('type', '')).endswith('VolumeMetric') for e in evaluators):
+        # volumes: NIfTI predictions with each input's affine and header, next to the metrics
+        cfg.test_evaluator = list(evaluators) + [dict(type='NiftiPredictionWriter', output_dir=out)]
+    elif out and scope != 'mmdet':
         cfg.test_evaluator['output_dir'] = out
         cfg.test_evaluator['keep_results'] = True
     elif out and not out.endswith(('.pkl', '.pickle')):
         # COCO results json: CocoMetric writes <out>.bbox.json / <out>.segm.json and still evaluates.
-        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         coco = [e for e in evaluators if str(e.get('type', '')).endswith('CocoMetric')]
         if not coco:
             raise KeyError(f'--out {out}: test_evaluator has no CocoMetric to write COCO results json with '
                            '(give a .pkl path for mmdet\'s raw results instead)')
         for evaluator in coco:
             evaluator['outfile_prefix'] = out
-    if tta:
+    if tta and cfg.model.get('type') in VOLUME_MODELS:
+        # volumes: mirror TTA inside the sliding window (nnU-Net's axes unless the config names its own)
+        test_cfg = cfg.model.setdefault('test_cfg', {})
+        test_cfg['flip_axes'] = test_cfg.get('flip_axes') or [[2], [3], [4], [3, 4]]
+    elif tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise KeyError('--tta needs tta_model and tta_pipeline in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline

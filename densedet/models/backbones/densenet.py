@@ -9,6 +9,11 @@ The four outputs are the dense block outputs at strides 4/8/16/32, taken before 
 transition (DenseNet-121: 256/512/1024/1024 channels); the last one goes through the final
 ``norm5`` + ReLU as in torchvision's classifier path. ``with_cp=True`` is the
 memory-efficient DenseNet of Pleiss et al. (each concat-BN-ReLU-conv layer checkpointed).
+
+``spatial_dims=3`` builds the same network for volumes (the encoders of H-DenseUNet's
+3D DenseUNet and of :class:`~densedet.models.decode_heads.DenseUNetHead` baselines);
+``transition_pool_size=(1, 2, 2)`` keeps the depth, ``stem_output`` also returns the
+stride-2 stem activation (the finest skip of a DenseUNet).
 """
 import re
 from collections import OrderedDict
@@ -19,7 +24,8 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
-from ..layers import DenseBlock, DenseLayer, DenseTransition, make_dense_layers
+from ..layers import DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers, max_pool_type
+from ..layers.utils import norm_cfg_for_dims
 from .base import DenseBackbone
 
 
@@ -41,6 +47,12 @@ class DenseNet(DenseBackbone):
         drop_rate: dropout after each dense layer.
         norm_cfg / act_cfg: mmcv configs of the norms and activations.
         with_cp: memory-efficient mode (each dense layer checkpointed).
+        spatial_dims: 2 (images) or 3 (volumes, N x C x D x H x W).
+        transition_pool_size: window = stride of the transitions' average pooling, an int
+            or one per spatial dim.
+        stem_output: prepend the stem's conv-norm-act output (stride 2, before the max
+            pooling) to the outputs; it is level 0 of ``feature_info`` then and
+            ``out_indices`` / ``frozen_stages`` count it.
         init_cfg: ``dict(type='Pretrained', checkpoint='densenet121-a639ec97.pth')`` loads
             a torchvision checkpoint.
     """
@@ -64,6 +76,9 @@ class DenseNet(DenseBackbone):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU', inplace=True),
                  with_cp: bool = False,
+                 spatial_dims: int = 2,
+                 transition_pool_size: Union[int, Sequence[int]] = 2,
+                 stem_output: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._resolve_arch(arch)
@@ -71,14 +86,17 @@ class DenseNet(DenseBackbone):
         growth, blocks = arch['growth_rate'], arch['block_config']
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        self.stem_output = stem_output
+        norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
         channels = arch['stem_channels']
         features = OrderedDict([
-            ('conv0', nn.Conv2d(in_channels, channels, kernel_size=7, stride=2, padding=3, bias=False)),
+            ('conv0', conv_type(spatial_dims)(in_channels, channels, kernel_size=7, stride=2, padding=3, bias=False)),
             ('norm0', build_norm_layer(norm_cfg, channels)[1]),
             ('relu0', build_activation_layer(act_cfg)),
-            ('pool0', nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+            ('pool0', max_pool_type(spatial_dims)(kernel_size=3, stride=2, padding=1)),
         ])
+        stem_info = [dict(num_chs=channels, reduction=2, module='features.relu0')] if stem_output else []
         # Levels past the output stride keep their resolution and dilate instead.
         num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
         feature_info, stride, dilation = [], 4, 1
@@ -86,7 +104,8 @@ class DenseNet(DenseBackbone):
             if i > 0:
                 pool = 'avg' if i <= num_strided else None
                 features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool=pool, norm_cfg=norm_cfg,
-                                                             act_cfg=act_cfg)
+                                                             act_cfg=act_cfg, spatial_dims=spatial_dims,
+                                                             pool_size=transition_pool_size)
                 channels //= 2
                 if pool:
                     stride *= 2
@@ -95,26 +114,27 @@ class DenseNet(DenseBackbone):
             layers = make_dense_layers(
                 num_layers, channels, growth,
                 lambda j, c, d=dilation: DenseLayer(c, growth, bn_size, drop_rate, dilation=d, norm_cfg=norm_cfg,
-                                                    act_cfg=act_cfg))
+                                                    act_cfg=act_cfg, spatial_dims=spatial_dims))
             features[f'denseblock{i + 1}'] = DenseBlock(layers, layer_name='denselayer{}', first_index=1,
                                                         with_cp=with_cp)
             channels += num_layers * growth
             feature_info.append(dict(num_chs=channels, reduction=stride, module=f'features.denseblock{i + 1}'))
         features['norm5'] = build_norm_layer(norm_cfg, channels)[1]
         self.features = nn.Sequential(features)
+        self.num_blocks = len(blocks)
         self.final_act = build_activation_layer(act_cfg)
 
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(stem_info + feature_info, out_indices, frozen_stages)
 
     def _level_modules(self, level: int) -> List[nn.Module]:
         names = ([f'transition{level}'] if level > 0 else []) + [f'denseblock{level + 1}']
-        if level == len(self.feature_info) - 1:
+        if level == self.num_blocks - 1:
             names.append('norm5')
         return [getattr(self.features, n) for n in names]
 
     def _frozen_modules(self):
         modules = [self.features.conv0, self.features.norm0]
-        for level in range(self.frozen_stages):
+        for level in range(self.frozen_stages - int(self.stem_output)):
             modules += self._level_modules(level)
         return modules
 
@@ -124,23 +144,25 @@ class DenseNet(DenseBackbone):
 
     def _default_init(self):  # torchvision's init
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> tuple:
         f = self.features
-        x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
-        outs = []
-        last = len(self.feature_info) - 1
-        for level in range(len(self.feature_info)):
+        stem = f.relu0(f.norm0(f.conv0(x)))
+        x = f.pool0(stem)
+        outs = [stem] if self.stem_output and 0 in self.out_indices else []
+        offset = int(self.stem_output)
+        last = self.num_blocks - 1
+        for level in range(self.num_blocks):
             if level > 0:
                 x = getattr(f, f'transition{level}')(x)
             x = getattr(f, f'denseblock{level + 1}')(x)
             out = self.final_act(f.norm5(x)) if level == last else x
-            if level in self.out_indices:
+            if level + offset in self.out_indices:
                 outs.append(out)
         return tuple(outs)
 

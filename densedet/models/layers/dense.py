@@ -171,6 +171,8 @@ class DenseTransition(nn.Sequential):
     Args:
         pool: ``'avg'`` (DenseNet), ``'max'`` (FC-DenseNet's transition down) or
             ``None`` (no downsampling, e.g. a dilated stage).
+        pool_size: pooling window = stride, an int or one per spatial dim (``(1, 2, 2)``
+            keeps the depth of a volume, as H-DenseUNet's 3D branch).
         bias: the 1x1 conv has a bias (FC-DenseNet).
     """
 
@@ -182,9 +184,11 @@ class DenseTransition(nn.Sequential):
                  spatial_dims: int = 2,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
-                 bias: bool = False):
+                 bias: bool = False,
+                 pool_size: Union[int, Sequence[int]] = 2):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
+        pool_size = tuple(pool_size) if isinstance(pool_size, (list, tuple)) else pool_size
         act_cfg = act_cfg or dict(type='ReLU', inplace=True)
         self.add_module('norm', build_norm_layer(norm_cfg, in_channels)[1])
         self.add_module('relu', build_activation_layer(act_cfg))
@@ -192,8 +196,8 @@ class DenseTransition(nn.Sequential):
         if drop_rate > 0:
             self.add_module('drop', nn.Dropout(drop_rate))
         if pool == 'avg':
-            self.add_module('pool', avg_pool_type(spatial_dims)(kernel_size=2, stride=2))
+            self.add_module('pool', avg_pool_type(spatial_dims)(kernel_size=pool_size, stride=pool_size))
         elif pool == 'max':
-            self.add_module('pool', max_pool_type(spatial_dims)(kernel_size=2, stride=2))
+            self.add_module('pool', max_pool_type(spatial_dims)(kernel_size=pool_size, stride=pool_size))
         elif pool is not None:
             raise ValueError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")

@@ -37,3 +37,11 @@ def avg_pool_type(spatial_dims: int):
 def round_down_to_multiple(value: float, divisor: int) -> int:
     """``int(value / divisor) * divisor``: the channel rounding RDNet uses (never rounds up)."""
     return int(value / divisor) * divisor
+
+
+def norm_cfg_for_dims(norm_cfg: dict, spatial_dims: int) -> dict:
+    """``norm_cfg`` with mmcv's 2D batch-norm names (``BN``, ``SyncBN`` stays as is) turned
+    into their ``spatial_dims`` version, so one default config serves images and volumes."""
+    if spatial_dims == 3 and norm_cfg.get('type') in ('BN', 'BN2d'):
+        return dict(norm_cfg, type='BN3d')
+    return dict(norm_cfg)

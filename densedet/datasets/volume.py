@@ -1,0 +1,214 @@
+"""Volume datasets: Medical Segmentation Decathlon, nnU-Net v2 raw, LiTS.
+
+Each returns, per case, file paths and names only (``case_id``, ``img_paths`` (one file per
+channel, or one 4D file), ``seg_path``); reading happens in
+:class:`~densedet.transforms.LoadVolumeFromFile`, which keeps the affine and spacing. Every
+listed file is checked to exist when the dataset is built: a missing one is one
+``FileNotFoundError`` naming the list it came from and the case.
+
+``metainfo``: ``classes`` (names, background first), ``label_values`` (the integer each
+class has in the label files; mapped to 0..K-1 on load), ``modalities``.
+"""
+import glob
+import json
+import os.path as osp
+import re
+from typing import List, Optional, Sequence
+
+from mmengine.dataset import BaseDataset
+from mmengine.registry import DATASETS
+
+from .nifti import NIFTI_SUFFIXES
+
+
+def _strip_nifti(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+class VolumeDataset(BaseDataset):
+    """Shared part: ``cases`` subset, file checks, metainfo from the dataset's own description.
+
+    Args:
+        data_root: the task folder.
+        split: ``'train'`` (the labelled cases) or ``'test'`` (unlabelled images).
+        cases: keep only these case ids (e.g. a validation fold), in this order.
+        **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``pipeline``,
+            ``test_mode``, ``indices``, ...).
+    """
+
+    def __init__(self, data_root: str, split: str = 'train', cases: Optional[Sequence[str]] = None, **kwargs):
+        if split not in ('train', 'test'):
+            raise ValueError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
+        self.split = split
+        self.cases = list(cases) if cases is not None else None
+        kwargs.setdefault('serialize_data', False)
+        super().__init__(data_root=data_root, **kwargs)
+
+    def _describe(self) -> dict:
+        """``dict(classes, label_values, modalities)`` of the task."""
+        raise NotImplementedError
+
+    def _list_cases(self) -> List[dict]:
+        raise NotImplementedError
+
+    def load_data_list(self) -> List[dict]:
+        if not osp.isdir(self.data_root):
+            raise FileNotFoundError(f'{type(self).__name__}: data_root {self.data_root!r} does not exist')
+        info = self._describe()
+        self._metainfo.update(info)
+        data_list = self._list_cases()
+        if self.cases is not None:
+            by_id = {d['case_id']: d for d in data_list}
+            unknown = [c for c in self.cases if c not in by_id]
+            if unknown:
+                raise KeyError(f'{type(self).__name__}: cases {unknown} are not in {self.data_root} '
+                               f'(known: {sorted(by_id)[:10]}...)')
+            data_list = [by_id[c] for c in self.cases]
+        for item in data_list:
+            item['label_values'] = list(info['label_values'])
+            item['num_channels'] = len(info['modalities'])
+            item['classes'] = tuple(info['classes'])
+            for path in item['img_paths'] + ([item['seg_path']] if item.get('seg_path') else []):
+                if not osp.isfile(path):
+                    raise FileNotFoundError(f'{type(self).__name__}: case {item["case_id"]!r} ({item["source"]}) '
+                                            f'names {path}, which does not exist')
+        if not data_list:
+            raise ValueError(f'{type(self).__name__}: no {self.split} cases found under {self.data_root}')
+        return data_list
+
+
+def _read_json(path: str) -> dict:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'dataset description not found: {path}')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'{path} is not valid JSON: {e}') from e
+
+
+@DATASETS.register_module()
+class MSDDataset(VolumeDataset):
+    """A Medical Segmentation Decathlon task (``Task03_Liver``, ...).
+
+    Layout: ``dataset.json`` (``labels`` index -> name, ``modality`` index -> name,
+    ``training`` list of ``{"image", "label"}``, optional ``test`` list), ``imagesTr/``,
+    ``labelsTr/``, ``imagesTs/``. Multi-modal tasks store one 4D image per case (channels
+    last); without a ``test`` list the test split is every NIfTI file in ``imagesTs/``.
+    """
+
+    def __init__(self, data_root: str, ann_file: str = 'dataset.json', **kwargs):
+        super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+
+    def _describe(self) -> dict:
+        desc = self._desc = _read_json(self.ann_file)
+        for key in ('labels', 'training'):
+            if key not in desc:
+                raise KeyError(f'{self.ann_file}: key {key!r} is missing (not an MSD dataset.json?)')
+        labels = sorted((int(k), v) for k, v in desc['labels'].items())
+        modalities = [v for _, v in sorted((int(k), v) for k, v in desc.get('modality', {'0': 'image'}).items())]
+        return dict(classes=tuple(n for _, n in labels), label_values=[v for v, _ in labels],
+                    modalities=tuple(modalities))
+
+    def _resolve(self, rel: str) -> str:
+        return osp.normpath(osp.join(self.data_root, rel))
+
+    def _list_cases(self) -> List[dict]:
+        desc = self._desc
+        if self.split == 'train':
+            items = []
+            for i, entry in enumerate(desc['training']):
+                if not isinstance(entry, dict) or 'image' not in entry or 'label' not in entry:
+                    raise KeyError(f'{self.ann_file}: training[{i}] needs "image" and "label", got {entry!r}')
+                image = self._resolve(entry['image'])
+                items.append(dict(case_id=_strip_nifti(osp.basename(image)), img_paths=[image],
+                                  seg_path=self._resolve(entry['label']), source=f'{self.ann_file} training[{i}]'))
+            return items
+        if desc.get('test'):
+            paths = [self._resolve(e['image'] if isinstance(e, dict) else e) for e in desc['test']]
+            source = f'{self.ann_file} test'
+        else:
+            paths = sorted(p for p in glob.glob(osp.join(self.data_root, 'imagesTs', '*'))
+                           if p.endswith(NIFTI_SUFFIXES) and not osp.basename(p).startswith('._'))
+            source = 'imagesTs/'
+        return [dict(case_id=_strip_nifti(osp.basename(p)), img_paths=[p], seg_path=None, source=source)
+                for p in paths]
+
+
+@DATASETS.register_module()
+class NnUNetDataset(VolumeDataset):
+    """An nnU-Net v2 raw dataset (``DatasetXXX_Name``).
+
+    Layout: ``dataset.json`` (``channel_names`` index -> name, ``labels`` name -> int,
+    ``file_ending``), ``imagesTr/{case}_{XXXX}{file_ending}`` (one file per channel),
+    ``labelsTr/{case}{file_ending}``, ``imagesTs/``. Region-based labels (a list of ints per
+    name) are not supported.
+    """
+
+    def __init__(self, data_root: str, ann_file: str = 'dataset.json', **kwargs):
+        super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+
+    def _describe(self) -> dict:
+        desc = self._desc = _read_json(self.ann_file)
+        for key in ('labels', 'channel_names'):
+            if key not in desc:
+                raise KeyError(f'{self.ann_file}: key {key!r} is missing (not an nnU-Net v2 dataset.json?)')
+        bad = {k: v for k, v in desc['labels'].items() if not isinstance(v, int)}
+        if bad:
+            raise ValueError(f'{self.ann_file}: labels {bad} are regions (lists); only integer labels are supported')
+        labels = sorted((v, k) for k, v in desc['labels'].items())
+        channels = [v for _, v in sorted((int(k), v) for k, v in desc['channel_names'].items())]
+        return dict(classes=tuple(n for _, n in labels), label_values=[v for v, _ in labels],
+                    modalities=tuple(channels))
+
+    def _list_cases(self) -> List[dict]:
+        ending = self._desc.get('file_ending', '.nii.gz')
+        num_channels = len(self._desc['channel_names'])
+        if self.split == 'train':
+            folder = osp.join(self.data_root, 'labelsTr')
+            ids = sorted(osp.basename(p)[:-len(ending)] for p in glob.glob(osp.join(folder, '*' + ending)))
+            image_dir, source = 'imagesTr', f'labelsTr/ + {self.ann_file}'
+        else:
+            pattern = re.compile(r'^(.*)_\d{4}' + re.escape(ending) + '$')
+            names = [osp.basename(p) for p in glob.glob(osp.join(self.data_root, 'imagesTs', '*' + ending))]
+            ids = sorted({m.group(1) for m in map(pattern.match, names) if m})
+            image_dir, source = 'imagesTs', 'imagesTs/'
+        return [
+            dict(case_id=c,
+                 img_paths=[osp.join(self.data_root, image_dir, f'{c}_{k:04d}{ending}') for k in range(num_channels)],
+                 seg_path=osp.join(self.data_root, 'labelsTr', c + ending) if self.split == 'train' else None,
+                 source=source) for c in ids
+        ]
+
+
+@DATASETS.register_module()
+class LiTSDataset(VolumeDataset):
+    """LiTS (Liver Tumor Segmentation challenge): ``volume-N.nii`` with ``segmentation-N.nii``
+    (0 background, 1 liver, 2 tumour), searched recursively under ``data_root`` (the
+    challenge ships them in ``Training Batch 1/2``); test: ``test-volume-N.nii``."""
+
+    METAINFO = dict(classes=('background', 'liver', 'tumor'))
+
+    def _describe(self) -> dict:
+        return dict(classes=self.METAINFO['classes'], label_values=[0, 1, 2], modalities=('CT', ))
+
+    def _list_cases(self) -> List[dict]:
+        prefix = 'volume-' if self.split == 'train' else 'test-volume-'
+        paths = [p for p in glob.glob(osp.join(self.data_root, '**', prefix + '*'), recursive=True)
+                 if p.endswith(NIFTI_SUFFIXES) and re.fullmatch(re.escape(prefix) + r'\d+', _strip_nifti(
+                     osp.basename(p)))]
+        paths.sort(key=lambda p: int(_strip_nifti(osp.basename(p)).rsplit('-', 1)[1]))
+        items = []
+        for p in paths:
+            number = _strip_nifti(osp.basename(p)).rsplit('-', 1)[1]
+            seg = None
+            if self.split == 'train':
+                candidates = [osp.join(osp.dirname(p), f'segmentation-{number}{s}') for s in NIFTI_SUFFIXES]
+                seg = next((c for c in candidates if osp.isfile(c)), candidates[-1])
+            items.append(dict(case_id=f'{prefix}{number}', img_paths=[p], seg_path=seg, source=osp.basename(p)))
+        return items
+
+

@@ -1,0 +1,113 @@
+"""DenseUNet decoder (H-DenseUNet, Li et al., IEEE TMI 2018, https://arxiv.org/abs/1709.07330).
+
+The decoder of the official Keras code (xmengli/H-DenseUNet, ``denseunet.py``): per stage,
+nearest upsampling, element-wise *addition* of the encoder feature of that resolution (a 1x1
+projection where the widths differ, as its ``line0``), then 3x3 conv (with bias) - BN - ReLU.
+With the DenseNet-161 encoder (stem 96 @ /2, blocks 384 @ /4, 768 @ /8, 2112 @ /16, 2208 @ /32)
+and stage widths 768/384/96/96/64 this is the paper's 2D DenseUNet; with ``spatial_dims=3``,
+DenseNet 3/4/12/8 growth 32 and widths 504/224/192/96/64 its 3D DenseUNet-65. The released
+``hybridnet.py`` builds both without the skip additions (``skip_connections=False``
+reproduces that); the 2D training script and the paper's figure have them.
+"""
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+
+from ..layers import conv_type
+from ..utils import check_in_channels
+
+Scale = Union[int, Sequence[int]]
+
+
+@MODELS.register_module()
+class DenseUNetHead(BaseDecodeHead):
+    """Additive-skip UNet decoder over a DenseNet encoder's outputs (finest first).
+
+    Args:
+        in_channels: encoder widths, finest first (``DenseNet(stem_output=True)`` gives
+            the stride-2 stem as the first).
+        up_channels: width of each upsampling stage's conv (coarsest first).
+        scale_factors: upsampling factor of each stage, an int or one per axis
+            (H-DenseUNet 3D: ``[(1, 2, 2)] * 3 + [(2, 2, 2)] * 2``).
+        skip_connections: add the encoder level matching each stage's resolution (stage
+            ``s`` takes level ``L - 2 - s``; stages past the finest level have none).
+        last_dropout: dropout on the last stage's conv output, before its BN (0.3 in the
+            official 2D code).
+        spatial_dims: 2 or 3.
+        **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``, ``loss_decode``, ...);
+            ``channels`` is ``up_channels[-1]``, ``dropout_ratio`` defaults to 0.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 up_channels: Sequence[int] = (768, 384, 96, 96, 64),
+                 scale_factors: Union[Scale, Sequence[Scale]] = 2,
+                 skip_connections: bool = True,
+                 last_dropout: float = 0.0,
+                 spatial_dims: int = 2,
+                 dropout_ratio: float = 0.0,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 **kwargs):
+        in_channels, up_channels = list(in_channels), list(up_channels)
+        if not isinstance(scale_factors, (list, tuple)) or (scale_factors and isinstance(scale_factors[0], int)
+                                                            and len(scale_factors) == spatial_dims
+                                                            and len(up_channels) != spatial_dims):
+            scale_factors = [scale_factors] * len(up_channels)
+        if len(scale_factors) != len(up_channels):
+            raise ValueError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
+        kwargs.pop('channels', None)
+        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else 'BN3d')
+        act_cfg = act_cfg or dict(type='ReLU')
+        conv_cfg = dict(type=f'Conv{spatial_dims}d')
+        super().__init__(in_channels=in_channels, channels=up_channels[-1], in_index=list(range(len(in_channels))),
+                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+                         act_cfg=act_cfg, conv_cfg=conv_cfg, **kwargs)
+        self.spatial_dims = spatial_dims
+        self.scale_factors = [tuple(s) if isinstance(s, (list, tuple)) else s for s in scale_factors]
+        self.skip_connections = skip_connections
+        self.skip_levels = [len(in_channels) - 2 - s if skip_connections and len(in_channels) - 2 - s >= 0 else None
+                            for s in range(len(up_channels))]
+        conv = conv_type(spatial_dims)
+        self.skip_projections = nn.ModuleList()
+        self.up_convs = nn.ModuleList()
+        prev = in_channels[-1]
+        for s, width in enumerate(up_channels):
+            level = self.skip_levels[s]
+            needs_projection = level is not None and in_channels[level] != prev
+            self.skip_projections.append(conv(in_channels[level], prev, kernel_size=1) if needs_projection else
+                                         nn.Identity())
+            # conv (bias, as Keras) [- dropout] - norm - act; dropout sits before the norm as in the official code
+            drop = last_dropout if s == len(up_channels) - 1 else 0.0
+            self.up_convs.append(nn.Sequential(
+                conv(prev, width, kernel_size=3, padding=1),
+                *([nn.Dropout(drop)] if drop > 0 else []),
+                build_norm_layer(norm_cfg, width)[1],
+                build_activation_layer(act_cfg),
+            ))
+            prev = width
+        self.conv_seg = conv(up_channels[-1], self.out_channels, kernel_size=1)  # BaseDecodeHead's is 2D
+
+    def forward_features(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        """The last stage's features (64 channels at full resolution for H-DenseUNet)."""
+        feats = self._transform_inputs(inputs)
+        check_in_channels('DenseUNetHead', feats, self.in_channels)
+        x = feats[-1]
+        for s, up_conv in enumerate(self.up_convs):
+            level = self.skip_levels[s]
+            if level is not None:
+                skip = feats[level]
+                x = F.interpolate(x, size=skip.shape[2:], mode='nearest')
+                x = x + self.skip_projections[s](skip)
+            else:
+                x = F.interpolate(x, scale_factor=self.scale_factors[s], mode='nearest')
+            x = up_conv(x)
+        return x
+
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        return self.cls_seg(self.forward_features(inputs))

@@ -1,0 +1,50 @@
+"""Soft Dice loss for N-d logits with an ignore label.
+
+mmseg 1.2's ``DiceLoss`` one-hot-encodes 2D labels only and MONAI's ``DiceLoss`` has no
+ignore index (padding and crop borders are labelled 255 here), so this one is written here.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from densedet.registry import MODELS
+
+
+@MODELS.register_module()
+class SoftDiceLoss(nn.Module):
+    """``1 - mean_c Dice_c`` of the softmax probabilities, voxels labelled ``ignore_index``
+    excluded. ``batch_dice`` pools the batch before the ratio (nnU-Net's default for 3D
+    patches); the background class is left out unless ``include_background``.
+
+    Works for (N, K, *spatial) logits of any dimensionality; ``loss_name`` is ``'loss_dice'``.
+    """
+
+    def __init__(self, include_background: bool = False, batch_dice: bool = True, smooth: float = 1e-5,
+                 loss_weight: float = 1.0, loss_name: str = 'loss_dice'):
+        super().__init__()
+        self.include_background = include_background
+        self.batch_dice = batch_dice
+        self.smooth = smooth
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+                weight: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
+        probs = logits.float().softmax(dim=1)
+        valid = (target != ignore_index).unsqueeze(1)
+        onehot = F.one_hot(target.masked_fill(~valid[:, 0], 0).long(), logits.shape[1])
+        onehot = onehot.movedim(-1, 1).to(probs.dtype) * valid
+        probs = probs * valid
+        dims = [0] + list(range(2, logits.ndim)) if self.batch_dice else list(range(2, logits.ndim))
+        intersection = (probs * onehot).sum(dims)
+        denominator = probs.sum(dims) + onehot.sum(dims)
+        dice = (2 * intersection + self.smooth) / (denominator + self.smooth)
+        if not self.include_background:
+            dice = dice[..., 1:]
+        return self.loss_weight * (1 - dice.mean())

@@ -1,0 +1,155 @@
+"""Encoder-decoder segmentor for volumes: patch training, Gaussian sliding-window inference."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmseg.registry import MODELS as MMSEG_MODELS
+
+from densedet.registry import MODELS
+from .sliding_window import sliding_window_inference
+
+DEFAULT_LOSSES = (dict(type='CrossEntropyLoss', loss_weight=1.0), )
+
+
+def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    if tuple(logits.shape[2:]) == tuple(size):
+        return logits
+    mode = 'trilinear' if logits.ndim == 5 else 'bilinear'
+    return F.interpolate(logits, size=tuple(size), mode=mode, align_corners=False)
+
+
+@MODELS.register_module()
+class VolumeEncoderDecoder(BaseModel):
+    """``backbone`` (+ ``neck``) + ``decode_head`` on ``(N, C, D, H, W)`` volumes.
+
+    Any head whose ``forward`` maps the feature list to logits works (densedet's
+    ``DenseUNetHead``, ``UNetPlusPlusHead`` and ``FCDenseNetHead`` with ``spatial_dims=3``).
+    A head with deep supervision (``forward_heads`` + ``deep_supervision``) is trained on
+    every head output, weighted by its ``loss_weights``.
+
+    Args:
+        losses: loss configs (mmseg's ``CrossEntropyLoss`` with ``class_weight``, densedet's
+            ``SoftDiceLoss``, ...), each called as ``loss(logits, target, ignore_index=255)``.
+        test_cfg: ``roi_size`` (window, ``(D, H, W)``; default: the whole volume),
+            ``overlap`` (0.5), ``sw_batch_size`` (1), ``blend`` (``'gaussian'`` |
+            ``'constant'``), ``sigma_scale`` (0.125), ``flip_axes`` (e.g. ``[[2], [3], [4],
+            [3, 4]]``: flip TTA, each entry a set of tensor dims to flip; logits averaged with
+            the unflipped pass), ``keep_logits`` (store ``seg_logits`` on the samples).
+
+    ``predict`` returns labels on each case's *original* grid: the padding is cropped off and
+    a resampled case's logits are resized back to ``ori_shape`` before the argmax.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 decode_head: dict,
+                 neck: Optional[dict] = None,
+                 losses: Sequence[dict] = DEFAULT_LOSSES,
+                 data_preprocessor: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='VolumeDataPreProcessor'),
+                         init_cfg=init_cfg)
+        self.backbone = MMSEG_MODELS.build(backbone)
+        self.neck = MMSEG_MODELS.build(neck) if neck is not None else None
+        self.decode_head = MMSEG_MODELS.build(decode_head)
+        self.losses = nn.ModuleList(MMSEG_MODELS.build(cfg) for cfg in losses)
+        self.train_cfg = dict(train_cfg or {})
+        self.test_cfg = dict(test_cfg or {})
+
+    # --- forward passes ---------------------------------------------------------------------
+    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        feats = self.backbone(inputs)
+        return list(self.neck(feats) if self.neck is not None else feats)
+
+    def forward_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inference logits at the input's size."""
+        return resize_logits(self.decode_head(self.extract_feat(inputs)), inputs.shape[2:])
+
+    def forward_train_logits(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        """The logits the losses see: one tensor, or one per deep-supervision head."""
+        feats = self.extract_feat(inputs)
+        head = self.decode_head
+        if getattr(head, 'deep_supervision', False) and hasattr(head, 'forward_heads'):
+            outs = head.forward_heads(feats)
+        elif hasattr(head, 'forward_nodes') and hasattr(head, '_head'):  # UNet++ without deep supervision
+            outs = [head._head(head.forward_nodes(feats), head.depth)]
+        else:
+            outs = [head(feats)]
+        return [resize_logits(o, inputs.shape[2:]) for o in outs]
+
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.forward_logits(inputs)
+        raise ValueError(f'VolumeEncoderDecoder: invalid mode {mode!r} (loss, predict or tensor)')
+
+    # --- training ---------------------------------------------------------------------------
+    @staticmethod
+    def _targets(data_samples: list) -> torch.Tensor:
+        missing = [s.metainfo.get('case_id', i) for i, s in enumerate(data_samples) if 'gt_seg' not in s]
+        if missing:
+            raise KeyError(f'training needs labels; cases {missing} have no gt_seg')
+        return torch.stack([s.gt_seg for s in data_samples]).long()
+
+    def compute_losses(self, logits: torch.Tensor, target: torch.Tensor, prefix: str = '',
+                       scale: float = 1.0) -> Dict[str, torch.Tensor]:
+        losses = {}
+        for loss in self.losses:
+            value = loss(logits, target, ignore_index=255) * scale
+            key = prefix + loss.loss_name
+            losses[key] = losses[key] + value if key in losses else value
+        return losses
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, torch.Tensor]:
+        target = self._targets(data_samples)
+        outs = self.forward_train_logits(inputs)
+        if len(outs) == 1:
+            return self.compute_losses(outs[0], target)
+        weights = getattr(self.decode_head, 'loss_weights', [1.0] * len(outs))
+        losses = {}
+        for j, (logits, weight) in enumerate(zip(outs, weights), start=1):
+            losses.update(self.compute_losses(logits, target, prefix=f'head{j}.', scale=weight))
+        return losses
+
+    # --- inference --------------------------------------------------------------------------
+    def _window_predictor(self):
+        flips = [tuple(f) for f in self.test_cfg.get('flip_axes') or []]
+
+        def predict(windows: torch.Tensor) -> torch.Tensor:
+            logits = self.forward_logits(windows)
+            for dims in flips:  # mirror TTA inside each window (nnU-Net's scheme)
+                logits = logits + torch.flip(self.forward_logits(torch.flip(windows, dims)), dims)
+            return logits / (1 + len(flips))
+
+        return predict
+
+    def inference(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of the whole (padded) batch, by sliding window."""
+        cfg = self.test_cfg
+        roi = cfg.get('roi_size') or tuple(inputs.shape[2:])
+        return sliding_window_inference(inputs, roi, self._window_predictor(), overlap=cfg.get('overlap', 0.5),
+                                        sw_batch_size=cfg.get('sw_batch_size', 1), blend=cfg.get('blend', 'gaussian'),
+                                        sigma_scale=cfg.get('sigma_scale', 0.125))
+
+    def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> list:
+        from densedet.structures import VolumeDataSample
+        if data_samples is None:
+            data_samples = [VolumeDataSample(metainfo=dict(img_shape=tuple(inputs.shape[2:]))) for _ in inputs]
+        keep = self.test_cfg.get('keep_logits', False)
+        for i, sample in enumerate(data_samples):
+            logits = self.inference(inputs[i:i + 1])
+            shape = tuple(sample.metainfo.get('img_shape', inputs.shape[2:]))
+            logits = logits[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
+            ori_shape = tuple(sample.metainfo.get('ori_shape', shape))
+            logits = resize_logits(logits, ori_shape)[0]
+            sample.pred_seg = logits.argmax(0)
+            if keep:
+                sample.seg_logits = logits
+        return data_samples
