@@ -50,3 +50,11 @@ def drive_demo(tmp_path_factory):
     sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
     from make_demo_drive import generate
     return generate(str(tmp_path_factory.mktemp('drive') / 'DRIVE'), num_train=4, num_val=2, size=64, seed=1)
+
+
+@pytest.fixture(scope='session')
+def msd_demo(tmp_path_factory):
+    """A small copy of the embedded synthetic MSD-layout CT task (4 training, 1 test case)."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
+    from make_demo_msd import generate
+    return generate(str(tmp_path_factory.mktemp('msd') / 'Task03_Liver'), num_train=4, num_test=1, seed=1)

@@ -5,4 +5,4 @@ from .necks import *  # noqa: F401,F403
 from .decode_heads import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
 from .data_preprocessor import VolumeDataPreProcessor  # noqa: F401
-from .losses import SoftDiceLoss  # noqa: F401
+from .losses import SoftDiceLoss, VoxelWeightedCrossEntropyLoss  # noqa: F401

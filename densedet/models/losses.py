@@ -1,9 +1,12 @@
-"""Soft Dice loss for N-d logits with an ignore label.
+"""Losses for N-d logits with an ignore label (volumes).
 
-mmseg 1.2's ``DiceLoss`` one-hot-encodes 2D labels only and MONAI's ``DiceLoss`` has no
-ignore index (padding and crop borders are labelled 255 here), so this one is written here.
+- ``SoftDiceLoss``: mmseg 1.2's ``DiceLoss`` one-hot-encodes 2D labels only and MONAI's
+  ``DiceLoss`` has no ignore index (padding and crop borders are labelled 255 here).
+- ``VoxelWeightedCrossEntropyLoss``: mmseg 1.2's ``CrossEntropyLoss`` with ``class_weight``
+  indexes the weights with every label, ignored ones included, and fails on 255; and it
+  normalises by the sum of the weights, where H-DenseUNet's loss is the mean over voxels.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -48,3 +51,28 @@ class SoftDiceLoss(nn.Module):
         if not self.include_background:
             dice = dice[..., 1:]
         return self.loss_weight * (1 - dice.mean())
+
+
+@MODELS.register_module()
+class VoxelWeightedCrossEntropyLoss(nn.Module):
+    """``mean over non-ignored voxels of class_weight[y] * -log p_y`` (the official
+    H-DenseUNet weighted cross-entropy); ``loss_name`` is ``'loss_ce'``."""
+
+    def __init__(self, class_weight: Optional[Sequence[float]] = None, loss_weight: float = 1.0,
+                 loss_name: str = 'loss_ce'):
+        super().__init__()
+        self.class_weight = list(class_weight) if class_weight is not None else None
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+                **kwargs) -> torch.Tensor:
+        weight = logits.new_tensor(self.class_weight) if self.class_weight is not None else None
+        loss = F.cross_entropy(logits.float(), target.long(), weight=weight, ignore_index=ignore_index,
+                               reduction='none')
+        valid = (target != ignore_index).sum().clamp(min=1)
+        return self.loss_weight * loss.sum() / valid

@@ -6,6 +6,7 @@
     python tools/analysis/benchmark.py --family densenet --arch 121 --size 512
     python tools/analysis/benchmark.py --detector --size 512 [--rounds 3]
     python tools/analysis/benchmark.py --unetpp --size 256 [--rounds 5]
+    python tools/analysis/benchmark.py --volume --size 128 [--rounds 3]
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
 backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``reference`` (timm's
@@ -31,6 +32,16 @@ L = 4, ``configs/unetpp/unetpp_drive.py``'s model) on one ``SxS`` image: the ful
 'accurate' mode (mean of the four heads) and pruned to depth L4..L1 (``prune_unetpp``:
 encoder and nested nodes above the level are skipped); same process, same weights, the
 variants interleaved ``--rounds`` times.
+
+Volume mode (``--volume``) times Gaussian sliding-window inference of a 3D network (the
+demo's 3D DenseUNet, ``configs/demo/denseunet3d_msd-liver_demo.py``; ``--volume-net conv``:
+a single 3x3x3 conv, so that the stitching itself dominates) on one
+``(S/2) x S x S`` volume with ``(S/4) x (S/2) x (S/2)`` windows, overlap 0.5, 2 windows per
+batch: ``densedet`` (``densedet.models.segmentors.sliding_window_inference``) against
+``monai`` (``monai.inferers.sliding_window_inference``, same network, weights, volume and
+settings). Times are paired: both run alternately in one process (speed differs more from
+process to process than between the two); the peak RSS rise over the memory held before
+inference is measured in a fresh process per implementation.
 
 Each model is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
@@ -231,6 +242,54 @@ def worker(args) -> dict:
                 peak_mib=max(peak, 0) / 1024, saved_mib=saved / 2**20)
 
 
+def volume_inference(name: str, size: int, threads: int, iters: int, net: str = 'demo') -> dict:
+    """Sliding-window inference of a 3D network with densedet's and MONAI's stitching.
+
+    ``name`` ``'densedet'`` / ``'monai'``: the peak RSS rise of one inference with that
+    implementation (a fresh process each, so the peaks do not mix). ``'time'``: both
+    implementations timed in this one process, alternating, ``iters`` times each (a paired
+    comparison: process-to-process speed differences on these machines exceed the effect).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from monai.inferers import sliding_window_inference as monai_swi
+
+    import densedet  # noqa: F401
+    from densedet.models.segmentors import sliding_window_inference
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if net == 'demo':
+        cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo', 'denseunet3d_msd-liver_demo.py'))
+        init_default_scope('mmseg')
+        predictor = MODELS.build(cfg.model).eval().forward_logits
+    else:  # one 3x3x3 conv: the stitching itself dominates
+        predictor = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+    volume = torch.randn(1, 1, size // 2, size, size)
+    roi = (size // 4, size // 2, size // 2)
+    runs = {
+        'densedet': lambda: sliding_window_inference(volume, roi, predictor, overlap=0.5, sw_batch_size=2),
+        'monai': lambda: monai_swi(volume, roi, 2, predictor, overlap=0.5, mode='gaussian'),
+    }
+    with torch.no_grad():
+        if name in runs:
+            base_rss = _rss_kib()
+            out = runs[name]()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss
+            del out
+            return dict(model=name, peak_mib=max(peak, 0) / 1024)
+        if name != 'time':
+            raise ValueError(f'unknown volume worker {name!r}')
+        for run in runs.values():
+            run()  # warm-up
+        times = {k: [] for k in runs}
+        for _ in range(iters):
+            for key, run in runs.items():
+                t = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - t)
+    return dict(model='time', voxels=volume.numel(), **{f'{k}_s': statistics.median(v) for k, v in times.items()})
+
+
 def unetpp_pruning(size: int, threads: int, rounds: int, iters: int) -> dict:
     """Median forward latency of UNet++ 'accurate' and pruned L4..L1, in one process."""
     from mmengine.config import Config
@@ -266,6 +325,10 @@ def main():
     parser.add_argument('--arch', default='tiny')
     parser.add_argument('--config', help='benchmark a whole model built from this config instead')
     parser.add_argument('--unetpp', action='store_true', help='UNet++ inference, full vs pruned L4..L1')
+    parser.add_argument('--volume', action='store_true',
+                        help='3D sliding-window inference: densedet against MONAI (voxels/s, peak memory)')
+    parser.add_argument('--volume-net', default='demo', choices=['demo', 'conv'],
+                        help="--volume's network: the demo 3D DenseUNet, or one 3x3x3 conv (stitching cost)")
     parser.add_argument('--detector', action='store_true',
                         help='Mask R-CNN RDNet-T against Mask R-CNN ResNet-50 (predict, train step)')
     parser.add_argument('--size', type=int, default=512)
@@ -278,7 +341,9 @@ def main():
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print('RESULT ' + json.dumps(worker(args)))
+        result = (volume_inference(args.worker, args.size, args.threads, args.iters, args.volume_net) if args.volume else
+                  worker(args))
+        print('RESULT ' + json.dumps(result))
         return
     if args.unetpp:
         res = unetpp_pruning(args.size, args.threads, args.rounds, args.iters)
@@ -295,6 +360,8 @@ def main():
         return
     if args.models:
         models = args.models.split(',')
+    elif args.volume:
+        models = ['time', 'densedet', 'monai']
     elif args.detector:
         models = ['rdnet', 'resnet50']
     elif args.config or args.family == 'hardnet':  # no upstream implementation to compare with
@@ -314,12 +381,37 @@ def main():
                 cmd += ['--config', args.config]
             if args.detector:
                 cmd.append('--detector')
+            if args.volume:
+                cmd += ['--volume', '--volume-net', args.volume_net]
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 raise RuntimeError(f'worker {m} failed:\n{out.stderr[-3000:]}')
             line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
             results[m].append(json.loads(line[7:]))
             print(f'round {r + 1}/{args.rounds} {m}: {results[m][-1]}', file=sys.stderr, flush=True)
+    if args.volume:
+        voxels = results['time'][0]['voxels']
+        summary = {}
+        for impl in ('densedet', 'monai'):
+            seconds = statistics.median(r[f'{impl}_s'] for r in results['time'])
+            summary[impl] = dict(seconds=seconds, voxels_per_s=voxels / seconds,
+                                 peak_mib=statistics.median(r['peak_mib'] for r in results[impl]))
+        paired = statistics.median(r['densedet_s'] / r['monai_s'] for r in results['time'])
+        net = '3D DenseUNet (demo)' if args.volume_net == 'demo' else 'one 3x3x3 conv'
+        d, s = args.size // 2, args.size
+        print(f'\nsliding-window inference, {net}, volume 1x1x{d}x{s}x{s}, window {args.size // 4}x{s // 2}x{s // 2}, '
+              f'overlap 0.5, 2 windows per batch, Gaussian, {args.threads} threads; times: median of {args.rounds} '
+              f'processes x {args.iters} alternating runs; memory: median of {args.rounds} fresh processes each\n')
+        print('| implementation | time (s) | voxels/s | peak RSS rise (MiB) |')
+        print('|---|---|---|---|')
+        for m, r in summary.items():
+            print(f'| {m} | ' + ' | '.join(f'{r[k]:.4g} ({r[k] / summary["monai"][k]:.2f}x)' if summary['monai'][k]
+                                           else f'{r[k]:.4g}' for k in ('seconds', 'voxels_per_s', 'peak_mib')) + ' |')
+        print(f'\npaired time ratio densedet / monai (median over processes): {paired:.3f}')
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(dict(args=vars(args), summary=summary, paired_ratio=paired, runs=results), f, indent=1)
+        return
     keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
     summary = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
     base = 'reference' if 'reference' in summary else 'resnet50' if 'resnet50' in summary else models[0]

@@ -30,5 +30,5 @@ model = dict(
         type='DenseUNetHead', in_channels=[96, 192, 224, 496, 504], up_channels=(504, 224, 192, 96, 64),
         scale_factors=[(1, 2, 2)] * 3 + [(2, 2, 2)] * 2, spatial_dims=3, num_classes=num_classes),
     # the official weighted cross-entropy (background, liver, tumour)
-    losses=[dict(type='CrossEntropyLoss', class_weight=[0.78, 0.65, 8.57], avg_non_ignore=True, loss_weight=1.0)],
+    losses=[dict(type='VoxelWeightedCrossEntropyLoss', class_weight=[0.78, 0.65, 8.57])],
     test_cfg=dict(roi_size=(12, 224, 224), overlap=0.5, sw_batch_size=1, blend='gaussian'))
