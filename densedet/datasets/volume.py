@@ -39,7 +39,11 @@ class VolumeDataset(BaseDataset):
             ``test_mode``, ``indices``, ...).
     """
 
+    #: the description file under ``data_root`` (``ann_file`` overrides it)
+    default_ann_file = ''
+
     def __init__(self, data_root: str, split: str = 'train', cases: Optional[Sequence[str]] = None, **kwargs):
+        kwargs.setdefault('ann_file', self.default_ann_file)
         if split not in ('train', 'test'):
             raise ValueError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
         self.split = split
@@ -80,14 +84,19 @@ class VolumeDataset(BaseDataset):
         return data_list
 
 
-def _read_json(path: str) -> dict:
+def _read_json(path: str, required: Sequence[str], kind: str) -> dict:
+    """A task's ``dataset.json``, with one clear error for a missing file, bad JSON or key."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'dataset description not found: {path}')
     try:
         with open(path) as f:
-            return json.load(f)
+            desc = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f'{path} is not valid JSON: {e}') from e
+    for key in required:
+        if key not in desc:
+            raise KeyError(f'{path}: key {key!r} is missing (not an {kind} dataset.json?)')
+    return desc
 
 
 @DATASETS.register_module()
@@ -100,14 +109,10 @@ class MSDDataset(VolumeDataset):
     last); without a ``test`` list the test split is every NIfTI file in ``imagesTs/``.
     """
 
-    def __init__(self, data_root: str, ann_file: str = 'dataset.json', **kwargs):
-        super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+    default_ann_file = 'dataset.json'
 
     def _describe(self) -> dict:
-        desc = self._desc = _read_json(self.ann_file)
-        for key in ('labels', 'training'):
-            if key not in desc:
-                raise KeyError(f'{self.ann_file}: key {key!r} is missing (not an MSD dataset.json?)')
+        desc = self._desc = _read_json(self.ann_file, ('labels', 'training'), 'MSD')
         labels = sorted((int(k), v) for k, v in desc['labels'].items())
         modalities = [v for _, v in sorted((int(k), v) for k, v in desc.get('modality', {'0': 'image'}).items())]
         return dict(classes=tuple(n for _, n in labels), label_values=[v for v, _ in labels],
@@ -148,14 +153,10 @@ class NnUNetDataset(VolumeDataset):
     name) are not supported.
     """
 
-    def __init__(self, data_root: str, ann_file: str = 'dataset.json', **kwargs):
-        super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+    default_ann_file = 'dataset.json'
 
     def _describe(self) -> dict:
-        desc = self._desc = _read_json(self.ann_file)
-        for key in ('labels', 'channel_names'):
-            if key not in desc:
-                raise KeyError(f'{self.ann_file}: key {key!r} is missing (not an nnU-Net v2 dataset.json?)')
+        desc = self._desc = _read_json(self.ann_file, ('labels', 'channel_names'), 'nnU-Net v2')
         bad = {k: v for k, v in desc['labels'].items() if not isinstance(v, int)}
         if bad:
             raise ValueError(f'{self.ann_file}: labels {bad} are regions (lists); only integer labels are supported')

@@ -15,8 +15,21 @@ import torch.nn.functional as F
 from densedet.registry import MODELS
 
 
+class _VolumeLoss(nn.Module):
+    """``loss_weight`` and the ``loss_name`` mmseg's losses expose (the key in the log)."""
+
+    def __init__(self, loss_weight: float, loss_name: str):
+        super().__init__()
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+
 @MODELS.register_module()
-class SoftDiceLoss(nn.Module):
+class SoftDiceLoss(_VolumeLoss):
     """``1 - mean_c Dice_c`` of the softmax probabilities, voxels labelled ``ignore_index``
     excluded. ``batch_dice`` pools the batch before the ratio (nnU-Net's default for 3D
     patches); the background class is left out unless ``include_background``.
@@ -26,16 +39,10 @@ class SoftDiceLoss(nn.Module):
 
     def __init__(self, include_background: bool = False, batch_dice: bool = True, smooth: float = 1e-5,
                  loss_weight: float = 1.0, loss_name: str = 'loss_dice'):
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.include_background = include_background
         self.batch_dice = batch_dice
         self.smooth = smooth
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
                 weight: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
@@ -54,20 +61,14 @@ class SoftDiceLoss(nn.Module):
 
 
 @MODELS.register_module()
-class VoxelWeightedCrossEntropyLoss(nn.Module):
+class VoxelWeightedCrossEntropyLoss(_VolumeLoss):
     """``mean over non-ignored voxels of class_weight[y] * -log p_y`` (the official
     H-DenseUNet weighted cross-entropy); ``loss_name`` is ``'loss_ce'``."""
 
     def __init__(self, class_weight: Optional[Sequence[float]] = None, loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce'):
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.class_weight = list(class_weight) if class_weight is not None else None
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
                 **kwargs) -> torch.Tensor:

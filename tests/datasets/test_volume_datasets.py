@@ -144,3 +144,35 @@ def test_loading_errors_name_the_case(tmp_path):
         load(_case(tmp_path, img, blob().astype(np.float32) + 0.5))
     results = load(_case(tmp_path, img, blob()))
     assert results['gt_seg'].dtype == np.uint8 and results['img'].shape == (1, 8, 7, 6)
+
+
+def test_demo_generator_is_deterministic_and_anisotropic(tmp_path):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    'tools', 'data'))
+    from make_demo_msd import generate
+    generate(str(tmp_path / 'a'), num_train=2, num_test=1, seed=3)
+    generate(str(tmp_path / 'b'), num_train=2, num_test=1, seed=3)
+    for rel in ('dataset.json', 'imagesTr/liver_1.nii.gz', 'labelsTr/liver_1.nii.gz', 'imagesTs/liver_2.nii.gz'):
+        assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes()
+    img = nib.load(str(tmp_path / 'a' / 'imagesTr' / 'liver_0.nii.gz'))
+    zooms = img.header.get_zooms()
+    assert zooms[2] == pytest.approx(2.5) and zooms[0] < 1.2  # anisotropic
+    assert not np.allclose(img.affine[:3, :3], np.diag(np.diag(img.affine[:3, :3])))  # rotated, not axis-aligned
+    label = np.asarray(nib.load(str(tmp_path / 'a' / 'labelsTr' / 'liver_0.nii.gz')).dataobj)
+    assert set(np.unique(label)) == {0, 1, 2}
+
+
+def test_bad_dataset_json(msd_demo, tmp_path):
+    root = _msd_copy(msd_demo, tmp_path, lambda d, r: d.pop('labels'))
+    with pytest.raises(KeyError, match=r"dataset.json: key 'labels' is missing \(not an MSD dataset.json\?\)"):
+        MSDDataset(data_root=root)
+    (tmp_path / 'Task' / 'dataset.json').write_text('{"labels": ')
+    with pytest.raises(ValueError, match='dataset.json is not valid JSON'):
+        MSDDataset(data_root=root)
+    with pytest.raises(ValueError, match='regions'):
+        nn = tmp_path / 'nn'
+        save(nn / 'labelsTr' / 'a.nii.gz', blob())
+        json.dump({'channel_names': {'0': 'CT'}, 'labels': {'background': 0, 'whole': [1, 2]}},
+                  open(nn / 'dataset.json', 'w'))
+        NnUNetDataset(data_root=str(nn))

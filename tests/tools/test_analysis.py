@@ -81,3 +81,9 @@ def test_neck_complexity_counts_dense_fusion():
 def test_unetpp_pruning_benchmark_times_every_level():
     res = benchmark.unetpp_pruning(size=32, threads=1, rounds=1, iters=1)
     assert list(res) == ['accurate (L4, 4 heads)', 'L4', 'L3', 'L2', 'L1'] and all(t > 0 for t in res.values())
+
+
+def test_volume_benchmark_times_both_stitchings_and_measures_memory():
+    res = benchmark.volume_inference('time', size=32, threads=1, iters=1, net='conv')
+    assert res['densedet_s'] > 0 and res['monai_s'] > 0 and res['voxels'] == 16 * 32 * 32
+    assert benchmark.volume_inference('densedet', size=32, threads=1, iters=1, net='conv')['peak_mib'] >= 0

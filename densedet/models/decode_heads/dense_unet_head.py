@@ -32,8 +32,9 @@ class DenseUNetHead(BaseDecodeHead):
         in_channels: encoder widths, finest first (``DenseNet(stem_output=True)`` gives
             the stride-2 stem as the first).
         up_channels: width of each upsampling stage's conv (coarsest first).
-        scale_factors: upsampling factor of each stage, an int or one per axis
-            (H-DenseUNet 3D: ``[(1, 2, 2)] * 3 + [(2, 2, 2)] * 2``).
+        scale_factors: an int for every stage, or one entry per stage, each an int or one
+            factor per axis (H-DenseUNet 3D: ``[(1, 2, 2)] * 3 + [(2, 2, 2)] * 2``). Stages with
+            a skip upsample to the skip's size instead.
         skip_connections: add the encoder level matching each stage's resolution (stage
             ``s`` takes level ``L - 2 - s``; stages past the finest level have none).
         last_dropout: dropout on the last stage's conv output, before its BN (0.3 in the
@@ -55,9 +56,7 @@ class DenseUNetHead(BaseDecodeHead):
                  act_cfg: Optional[dict] = None,
                  **kwargs):
         in_channels, up_channels = list(in_channels), list(up_channels)
-        if not isinstance(scale_factors, (list, tuple)) or (scale_factors and isinstance(scale_factors[0], int)
-                                                            and len(scale_factors) == spatial_dims
-                                                            and len(up_channels) != spatial_dims):
+        if isinstance(scale_factors, int):
             scale_factors = [scale_factors] * len(up_channels)
         if len(scale_factors) != len(up_channels):
             raise ValueError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')

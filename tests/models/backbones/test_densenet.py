@@ -100,3 +100,32 @@ def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
     model = DenseNet(arch='121', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(ValueError, match=r"densenet169.pth does not fit DenseNet \(arch '121'\)"):
         model.init_weights()
+
+
+def test_stem_output_is_the_stride_two_activation():
+    model = DenseNet(arch='121', stem_output=True, out_indices=(0, 1, 2, 3, 4)).eval()
+    ref = DenseNet(arch='121').eval()
+    ref.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outs, ref_outs = model(x), ref(x)
+        f = model.features
+        stem = f.relu0(f.norm0(f.conv0(x)))
+    assert model.out_channels == (64, 256, 512, 1024, 1024) and model.out_strides == (2, 4, 8, 16, 32)
+    assert torch.equal(outs[0], stem) and all(torch.equal(a, b) for a, b in zip(outs[1:], ref_outs))
+    frozen = DenseNet(arch='121', stem_output=True, frozen_stages=2)  # the stem level, then dense level 0
+    assert not frozen.features.denseblock1.denselayer1.conv1.weight.requires_grad
+    assert frozen.features.transition1.conv.weight.requires_grad
+
+
+def test_3d_densenet_keeps_depth_with_anisotropic_transitions():
+    model = DenseNet(arch=dict(growth_rate=8, block_config=(2, 2, 2, 2), stem_channels=16), in_channels=2,
+                     spatial_dims=3, transition_pool_size=(1, 2, 2), out_indices=(0, 1, 2, 3)).eval()
+    assert isinstance(model.features.conv0, torch.nn.Conv3d)
+    assert isinstance(model.features.denseblock2.denselayer1.norm1, torch.nn.BatchNorm3d)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 2, 8, 64, 64))
+    assert [tuple(o.shape[1:]) for o in outs] == [(32, 2, 16, 16), (32, 2, 8, 8), (32, 2, 4, 4), (32, 2, 2, 2)]
+    outs = model.train()(torch.randn(2, 2, 8, 32, 32))
+    outs[-1].mean().backward()
+    assert model.features.conv0.weight.grad.abs().sum() > 0
