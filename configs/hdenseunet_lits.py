@@ -8,7 +8,8 @@
 _base_ = ['_base_/models/hdenseunet.py', '_base_/datasets/lits.py', '_base_/volume_runtime.py']
 
 model = dict(stage='hybrid', score_scale=250.0)  # official: the 2D scores x 250 join the HU volume
-load_from = 'work_dirs/hdenseunet-3d_lits/last_checkpoint'  # stage 2's latest checkpoint (tools/train.py reads the file)
+# stage 2's latest checkpoint: tools/train.py reads the path from the file
+load_from = 'work_dirs/hdenseunet-3d_lits/last_checkpoint'
 
 max_iters = 50000
 optim_wrapper = dict(

@@ -38,7 +38,8 @@ model = dict(
     decode_head=dict(in_channels=[16, 32, 32, 40, 36], up_channels=(32, 24, 16, 16, 16)),
     test_cfg=dict(roi_size=patch_size, overlap=0.5, sw_batch_size=4, flip_axes=None))
 
-# schedule: 1000 iterations of 4 patches (about 4 minutes on 2 cores), Adam (plain SGD at 0.99 momentum needs far more steps)
+# schedule: 1000 iterations of 4 patches (about 4 minutes on 2 cores), AdamW (nnU-Net's SGD at
+# momentum 0.99 needs far more steps)
 max_iters = 1000
 optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
 param_scheduler = [

@@ -341,8 +341,10 @@ def main():
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = (volume_inference(args.worker, args.size, args.threads, args.iters, args.volume_net) if args.volume else
-                  worker(args))
+        if args.volume:
+            result = volume_inference(args.worker, args.size, args.threads, args.iters, args.volume_net)
+        else:
+            result = worker(args)
         print('RESULT ' + json.dumps(result))
         return
     if args.unetpp:

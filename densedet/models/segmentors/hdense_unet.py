@@ -14,7 +14,7 @@ Training is staged as in the paper, one config per stage (``stage``):
 everything end to end with ``loss(HFF) + lambda_2d * loss(2D)``. Inference (any stage)
 predicts with the part trained so far: the 2D scores for ``'2d'``, the HFF output otherwise.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.registry import MODELS
-from .volume_encoder_decoder import DEFAULT_LOSSES, VolumeEncoderDecoder, resize_logits
+from .volume_encoder_decoder import DEFAULT_LOSSES, BaseVolumeSegmentor, resize_logits
 
 STAGES = ('2d', '3d', 'hybrid')
 
@@ -62,7 +62,7 @@ class HybridFeatureFusion(nn.Module):
 
 
 @MODELS.register_module()
-class HDenseUNet(VolumeEncoderDecoder):
+class HDenseUNet(BaseVolumeSegmentor):
     """H-DenseUNet on (N, 1, D, H, W) CT patches.
 
     Args:
@@ -78,7 +78,7 @@ class HDenseUNet(VolumeEncoderDecoder):
             code multiplies by 250 on mean-subtracted HU input; 1 suits inputs in [0, 1]).
         lambda_2d: weight of the 2D loss in the ``'hybrid'`` stage (the paper's lambda, 0.5).
         hff_dropout: dropout in the HFF layer (0.3).
-        losses / test_cfg / data_preprocessor: as :class:`VolumeEncoderDecoder`.
+        losses / test_cfg / data_preprocessor: see :class:`BaseVolumeSegmentor`.
     """
 
     def __init__(self,
@@ -99,9 +99,7 @@ class HDenseUNet(VolumeEncoderDecoder):
                  init_cfg: Optional[dict] = None):
         if stage not in STAGES:
             raise ValueError(f'HDenseUNet: stage must be one of {STAGES}, got {stage!r}')
-        nn.Module.__init__(self)  # skip VolumeEncoderDecoder's single backbone/head construction
-        super(VolumeEncoderDecoder, self).__init__(
-            data_preprocessor=data_preprocessor or dict(type='VolumeDataPreProcessor'), init_cfg=init_cfg)
+        super().__init__(losses, data_preprocessor, train_cfg, test_cfg, init_cfg)
         self.encoder2d = MMSEG_MODELS.build(encoder2d)
         self.decoder2d = MMSEG_MODELS.build(decoder2d)
         self.encoder3d = MMSEG_MODELS.build(encoder3d)
@@ -111,14 +109,11 @@ class HDenseUNet(VolumeEncoderDecoder):
             raise ValueError(f'HDenseUNet: HFF adds the 2D and 3D features, their widths must match '
                              f'(decoder2d {width2d}, decoder3d {width3d})')
         self.hff = HybridFeatureFusion(width2d, num_classes, hff_dropout)
-        self.losses = nn.ModuleList(MMSEG_MODELS.build(cfg) for cfg in losses)
         self.num_classes = num_classes
         self.stage = stage
         self.context_slices = context_slices
         self.score_scale = score_scale
         self.lambda_2d = lambda_2d
-        self.train_cfg = dict(train_cfg or {})
-        self.test_cfg = dict(test_cfg or {})
         if stage == '3d':
             for module in (self.encoder2d, self.decoder2d):
                 for p in module.parameters():
@@ -155,10 +150,7 @@ class HDenseUNet(VolumeEncoderDecoder):
             feat2d, logits2d = self.forward_2d(inputs)
         return feat2d, logits2d
 
-    # --- VolumeEncoderDecoder hooks ---------------------------------------------------------
-    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
-        return list(self.forward_2d(inputs))
-
+    # --- BaseVolumeSegmentor hooks ----------------------------------------------------------
     def forward_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         feat2d, logits2d = self._branches(inputs)
         if self.stage == '2d':

@@ -8,6 +8,7 @@ from mmengine.model import BaseModel
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.registry import MODELS
+from densedet.structures import VolumeDataSample
 from .sliding_window import sliding_window_inference
 
 DEFAULT_LOSSES = (dict(type='CrossEntropyLoss', loss_weight=1.0), )
@@ -20,18 +21,15 @@ def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(logits, size=tuple(size), mode=mode, align_corners=False)
 
 
-@MODELS.register_module()
-class VolumeEncoderDecoder(BaseModel):
-    """``backbone`` (+ ``neck``) + ``decode_head`` on ``(N, C, D, H, W)`` volumes.
-
-    Any head whose ``forward`` maps the feature list to logits works (densedet's
-    ``DenseUNetHead``, ``UNetPlusPlusHead`` and ``FCDenseNetHead`` with ``spatial_dims=3``).
-    A head with deep supervision (``forward_heads`` + ``deep_supervision``) is trained on
-    every head output, weighted by its ``loss_weights``.
+class BaseVolumeSegmentor(BaseModel):
+    """What every volume segmentor shares: the losses, mmengine's ``forward`` modes and the
+    sliding-window ``predict``. A subclass builds its network and implements
+    :meth:`forward_logits` (inference logits at the input's size) and :meth:`loss`.
 
     Args:
-        losses: loss configs (mmseg's ``CrossEntropyLoss`` with ``class_weight``, densedet's
-            ``SoftDiceLoss``, ...), each called as ``loss(logits, target, ignore_index=255)``.
+        losses: loss configs (mmseg's ``CrossEntropyLoss``, densedet's ``SoftDiceLoss`` /
+            ``VoxelWeightedCrossEntropyLoss``, ...), each called as
+            ``loss(logits, target, ignore_index=255)``.
         test_cfg: ``roi_size`` (window, ``(D, H, W)``; default: the whole volume),
             ``overlap`` (0.5), ``sw_batch_size`` (1), ``blend`` (``'gaussian'`` |
             ``'constant'``), ``sigma_scale`` (0.125), ``flip_axes`` (e.g. ``[[2], [3], [4],
@@ -43,9 +41,6 @@ class VolumeEncoderDecoder(BaseModel):
     """
 
     def __init__(self,
-                 backbone: dict,
-                 decode_head: dict,
-                 neck: Optional[dict] = None,
                  losses: Sequence[dict] = DEFAULT_LOSSES,
                  data_preprocessor: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
@@ -53,33 +48,15 @@ class VolumeEncoderDecoder(BaseModel):
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='VolumeDataPreProcessor'),
                          init_cfg=init_cfg)
-        self.backbone = MMSEG_MODELS.build(backbone)
-        self.neck = MMSEG_MODELS.build(neck) if neck is not None else None
-        self.decode_head = MMSEG_MODELS.build(decode_head)
         self.losses = nn.ModuleList(MMSEG_MODELS.build(cfg) for cfg in losses)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
 
-    # --- forward passes ---------------------------------------------------------------------
-    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
-        feats = self.backbone(inputs)
-        return list(self.neck(feats) if self.neck is not None else feats)
-
     def forward_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Inference logits at the input's size."""
-        return resize_logits(self.decode_head(self.extract_feat(inputs)), inputs.shape[2:])
+        raise NotImplementedError
 
-    def forward_train_logits(self, inputs: torch.Tensor) -> List[torch.Tensor]:
-        """The logits the losses see: one tensor, or one per deep-supervision head."""
-        feats = self.extract_feat(inputs)
-        head = self.decode_head
-        if getattr(head, 'deep_supervision', False) and hasattr(head, 'forward_heads'):
-            outs = head.forward_heads(feats)
-        elif hasattr(head, 'forward_nodes') and hasattr(head, '_head'):  # UNet++ without deep supervision
-            outs = [head._head(head.forward_nodes(feats), head.depth)]
-        else:
-            outs = [head(feats)]
-        return [resize_logits(o, inputs.shape[2:]) for o in outs]
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
         if mode == 'loss':
@@ -88,7 +65,7 @@ class VolumeEncoderDecoder(BaseModel):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self.forward_logits(inputs)
-        raise ValueError(f'VolumeEncoderDecoder: invalid mode {mode!r} (loss, predict or tensor)')
+        raise ValueError(f'{type(self).__name__}: invalid mode {mode!r} (loss, predict or tensor)')
 
     # --- training ---------------------------------------------------------------------------
     @staticmethod
@@ -105,17 +82,6 @@ class VolumeEncoderDecoder(BaseModel):
             value = loss(logits, target, ignore_index=255) * scale
             key = prefix + loss.loss_name
             losses[key] = losses[key] + value if key in losses else value
-        return losses
-
-    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, torch.Tensor]:
-        target = self._targets(data_samples)
-        outs = self.forward_train_logits(inputs)
-        if len(outs) == 1:
-            return self.compute_losses(outs[0], target)
-        weights = getattr(self.decode_head, 'loss_weights', [1.0] * len(outs))
-        losses = {}
-        for j, (logits, weight) in enumerate(zip(outs, weights), start=1):
-            losses.update(self.compute_losses(logits, target, prefix=f'head{j}.', scale=weight))
         return losses
 
     # --- inference --------------------------------------------------------------------------
@@ -139,7 +105,6 @@ class VolumeEncoderDecoder(BaseModel):
                                         sigma_scale=cfg.get('sigma_scale', 0.125))
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> list:
-        from densedet.structures import VolumeDataSample
         if data_samples is None:
             data_samples = [VolumeDataSample(metainfo=dict(img_shape=tuple(inputs.shape[2:]))) for _ in inputs]
         keep = self.test_cfg.get('keep_logits', False)
@@ -153,3 +118,59 @@ class VolumeEncoderDecoder(BaseModel):
             if keep:
                 sample.seg_logits = logits
         return data_samples
+
+
+@MODELS.register_module()
+class VolumeEncoderDecoder(BaseVolumeSegmentor):
+    """``backbone`` (+ ``neck``) + ``decode_head`` on ``(N, C, D, H, W)`` volumes.
+
+    Any head whose ``forward`` maps the feature list to logits works (densedet's
+    ``DenseUNetHead``, ``UNetPlusPlusHead`` and ``FCDenseNetHead`` with ``spatial_dims=3``).
+    A head with deep supervision (``forward_heads`` + ``deep_supervision``) is trained on
+    every head output, weighted by its ``loss_weights``. ``losses`` / ``test_cfg``: see
+    :class:`BaseVolumeSegmentor`.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 decode_head: dict,
+                 neck: Optional[dict] = None,
+                 losses: Sequence[dict] = DEFAULT_LOSSES,
+                 data_preprocessor: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(losses, data_preprocessor, train_cfg, test_cfg, init_cfg)
+        self.backbone = MMSEG_MODELS.build(backbone)
+        self.neck = MMSEG_MODELS.build(neck) if neck is not None else None
+        self.decode_head = MMSEG_MODELS.build(decode_head)
+
+    # --- forward passes ---------------------------------------------------------------------
+    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        feats = self.backbone(inputs)
+        return list(self.neck(feats) if self.neck is not None else feats)
+
+    def forward_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inference logits at the input's size."""
+        return resize_logits(self.decode_head(self.extract_feat(inputs)), inputs.shape[2:])
+
+    def forward_train_logits(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        """The logits the losses see: one tensor, or one per deep-supervision head."""
+        feats = self.extract_feat(inputs)
+        head = self.decode_head
+        if getattr(head, 'deep_supervision', False) and hasattr(head, 'forward_heads'):
+            outs = head.forward_heads(feats)
+        else:
+            outs = [head(feats)]
+        return [resize_logits(o, inputs.shape[2:]) for o in outs]
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, torch.Tensor]:
+        target = self._targets(data_samples)
+        outs = self.forward_train_logits(inputs)
+        if len(outs) == 1:
+            return self.compute_losses(outs[0], target)
+        weights = getattr(self.decode_head, 'loss_weights', [1.0] * len(outs))
+        losses = {}
+        for j, (logits, weight) in enumerate(zip(outs, weights), start=1):
+            losses.update(self.compute_losses(logits, target, prefix=f'head{j}.', scale=weight))
+        return losses
