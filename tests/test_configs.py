@@ -63,7 +63,8 @@ def test_config_builds_and_trains_one_step(path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    if cfg.model.type in ('VolumeEncoderDecoder', 'HDenseUNet'):
+    from densedet.apis.config import is_volume_model
+    if is_volume_model(cfg.model):
         size = (16, 64, 64)
         num_classes = cfg.model.get('num_classes') or cfg.model.decode_head.num_classes
         in_channels = 1 if cfg.model.type == 'HDenseUNet' else cfg.model.backbone.in_channels

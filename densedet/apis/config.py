@@ -78,7 +78,21 @@ def enable_amp(cfg: Config) -> None:
         wrapper.pop('dtype', None)
 
 
-VOLUME_MODELS = ('VolumeEncoderDecoder', 'HDenseUNet')
+def is_volume_model(model_cfg: dict) -> bool:
+    """Whether a config's ``model`` is one of densedet's volume segmentors (or a subclass)."""
+    from mmengine.registry import MODELS
+
+    from densedet.models.segmentors import BaseVolumeSegmentor
+    model_type = model_cfg.get('type')
+    cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
+    return isinstance(cls, type) and issubclass(cls, BaseVolumeSegmentor)
+
+
+def enable_flip_tta(model_cfg: dict) -> None:
+    """Mirror TTA for a volume segmentor: the config's ``flip_axes``, else all three axes and the
+    in-plane pair (nnU-Net's mirroring)."""
+    test_cfg = model_cfg.setdefault('test_cfg', {})
+    test_cfg['flip_axes'] = test_cfg.get('flip_axes') or [[2], [3], [4], [3, 4]]
 
 
 def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = False,
@@ -115,10 +129,8 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
                            '(give a .pkl path for mmdet\'s raw results instead)')
         for evaluator in coco:
             evaluator['outfile_prefix'] = out
-    if tta and cfg.model.get('type') in VOLUME_MODELS:
-        # volumes: mirror TTA inside the sliding window (nnU-Net's axes unless the config names its own)
-        test_cfg = cfg.model.setdefault('test_cfg', {})
-        test_cfg['flip_axes'] = test_cfg.get('flip_axes') or [[2], [3], [4], [3, 4]]
+    if tta and is_volume_model(cfg.model):
+        enable_flip_tta(cfg.model)  # volumes: mirror TTA inside the sliding window
     elif tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise KeyError('--tta needs tta_model and tta_pipeline in the config')

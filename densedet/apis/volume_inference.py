@@ -16,9 +16,9 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from densedet.datasets.nifti import write_nifti
+from densedet.evaluation import write_prediction
 
-from .config import VOLUME_MODELS
+from .config import enable_flip_tta, is_volume_model
 
 
 def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -26,13 +26,12 @@ def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = No
     """Builds the config's volume segmentor, loads ``checkpoint`` and keeps the config (``model.cfg``)."""
     from mmseg.registry import MODELS
     cfg = Config.fromfile(config) if isinstance(config, str) else config
-    if cfg.model.get('type') not in VOLUME_MODELS:
-        raise ValueError(f'{getattr(cfg, "filename", "config")}: model type {cfg.model.get("type")!r} is not a '
-                         f'volume segmentor ({", ".join(VOLUME_MODELS)})')
-    if tta:
-        cfg.model.setdefault('test_cfg', {})
-        cfg.model.test_cfg['flip_axes'] = cfg.model.test_cfg.get('flip_axes') or [[2], [3], [4], [3, 4]]
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if not is_volume_model(cfg.model):
+        raise ValueError(f'{getattr(cfg, "filename", "config")}: model type {cfg.model.get("type")!r} is not a '
+                         'volume segmentor (VolumeEncoderDecoder, HDenseUNet, ...)')
+    if tta:
+        enable_flip_tta(cfg.model)
     model = MODELS.build(cfg.model)
     model.dataset_meta = {}
     if checkpoint is not None:
@@ -54,10 +53,5 @@ def inference_volume(model, path: Union[str, Sequence[str]], out_path: Optional[
     with torch.no_grad():
         sample = model.test_step(data)[0]
     if out_path is not None:
-        pred = sample.pred_seg.cpu().numpy()
-        values = meta.get('label_values')
-        if values is not None:
-            import numpy as np
-            pred = np.asarray(values)[pred]
-        write_nifti(pred, out_path, sample.ori_affine, sample.header)
+        write_prediction(sample.pred_seg, out_path, sample.metainfo, meta.get('label_values'))
     return sample

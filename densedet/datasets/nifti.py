@@ -52,6 +52,7 @@ def read_nifti(path: str, dtype=np.float32, channels: Optional[bool] = False, wh
     """Reads a ``.nii`` / ``.nii.gz`` file.
 
     Args:
+        dtype: array type (``None``: the file's own, e.g. uint8 labels stay uint8).
         channels: ``False``: the file must be 3D, returns ``(D, H, W)``; ``True``: 3D or 4D
             (MSD's multi-modal images, channels last in the file), returns ``(C, D, H, W)``.
         what: how the error messages call the file (``'image'``, ``'label'``).
@@ -65,7 +66,7 @@ def read_nifti(path: str, dtype=np.float32, channels: Optional[bool] = False, wh
         raise ValueError(f'{what} file {path} is not NIfTI (expected .nii or .nii.gz)')
     try:
         img = nib.load(path)
-        data = np.asarray(img.dataobj, dtype=dtype)
+        data = np.asanyarray(img.dataobj) if dtype is None else np.asarray(img.dataobj, dtype=dtype)
     except (nib.filebasedimages.ImageFileError, EOFError, OSError, zlib.error, ValueError) as e:
         raise ValueError(f'{what} file {path} cannot be read as NIfTI (corrupt or truncated?): {e}') from e
     if data.ndim == 4 and data.shape[3] == 1:

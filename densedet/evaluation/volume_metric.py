@@ -58,9 +58,9 @@ def original_label(sample: dict) -> Optional[np.ndarray]:
     if gt is not None and tuple(sample.get('img_shape', ())) == ori_shape:
         return gt[tuple(slice(0, s) for s in ori_shape)].cpu().numpy()
     if sample.get('seg_path'):
-        from densedet.transforms.volume import LoadVolumeFromFile
-        seg = read_nifti(sample['seg_path'], what=f'case {sample.get("case_id")!r} label')
-        return LoadVolumeFromFile._map_labels(sample.get('case_id'), seg, sample.get('label_values'))
+        from densedet.transforms.volume import map_labels
+        seg = read_nifti(sample['seg_path'], dtype=None, what=f'case {sample.get("case_id")!r} label')
+        return map_labels(sample.get('case_id'), seg, sample.get('label_values'))
     return None
 
 
@@ -137,6 +137,16 @@ def _nanmean(values) -> float:
     return float('nan') if np.all(np.isnan(values)) else float(np.nanmean(values))
 
 
+def write_prediction(pred_seg: torch.Tensor, path: str, sample: dict, label_values=None) -> str:
+    """Writes class indices ``(D, H, W)`` as NIfTI with the case's original affine and header,
+    mapped back to the dataset's label values when known."""
+    pred = pred_seg.cpu().numpy()
+    if label_values is not None:
+        pred = np.asarray(label_values)[pred]
+    dtype = np.uint8 if pred.min(initial=0) >= 0 and pred.max(initial=0) < 256 else np.int16
+    return write_nifti(pred, path, sample['ori_affine'], sample.get('header'), dtype=dtype)
+
+
 @METRICS.register_module()
 class NiftiPredictionWriter(BaseMetric):
     """Writes each case's ``pred_seg`` to ``output_dir/<case_id>.nii.gz`` with the input's
@@ -149,15 +159,9 @@ class NiftiPredictionWriter(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            pred = sample['pred_seg'].cpu().numpy()
-            values = sample.get('label_values')
-            if values is not None:
-                pred = np.asarray(values)[pred]
             case = sample.get('case_id') or osp.basename(sample['img_paths'][0]).split('.')[0]
             path = osp.join(self.output_dir, f'{case}.nii.gz')
-            dtype = np.uint8 if pred.max(initial=0) < 256 else np.int16
-            write_nifti(pred, path, sample['ori_affine'], sample.get('header'), dtype=dtype)
-            self.results.append(path)
+            self.results.append(write_prediction(sample['pred_seg'], path, sample, sample.get('label_values')))
 
     def compute_metrics(self, results: list) -> dict:
         print_log(f'wrote {len(results)} NIfTI predictions to {self.output_dir}', logger='current')

@@ -91,3 +91,16 @@ def test_pad_and_pack():
     np.testing.assert_allclose(sample.ori_affine, results()['affine'])
     with pytest.raises(ValueError, match='size and/or size_divisor'):
         PadVolume()
+
+
+def test_map_labels_lookup():
+    from densedet.datasets.nifti import NiftiVolume
+    from densedet.transforms.volume import map_labels
+    vol = lambda a: NiftiVolume(np.asarray(a), np.eye(4), None, 'seg.nii.gz')  # noqa: E731
+    np.testing.assert_array_equal(map_labels('c', vol(np.array([[[0, 4, 1]]], np.int16)), [0, 1, 4]), [[[0, 2, 1]]])
+    np.testing.assert_array_equal(map_labels('c', vol(np.array([[[-1, 3]]], np.int16)), [-1, 3]), [[[0, 1]]])
+    np.testing.assert_array_equal(map_labels('c', vol(np.array([[[0., 2.]]])), None), [[[0, 2]]])
+    with pytest.raises(ValueError, match=r'values \[-7, 5\] outside the declared labels \[0, 1\]'):
+        map_labels('c', vol(np.array([[[0, 5, -7, 1]]], np.int16)), [0, 1])
+    with pytest.raises(ValueError, match=r'values \[100000\] outside'):
+        map_labels('c', vol(np.array([[[0, 100000]]], np.int32)), [0, 1])
