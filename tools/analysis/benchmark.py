@@ -37,9 +37,10 @@ Volume mode (``--volume``) times Gaussian sliding-window inference of a 3D netwo
 demo's 3D DenseUNet, ``configs/demo/denseunet3d_msd-liver_demo.py``; ``--volume-net conv``:
 a single 3x3x3 conv, so that the stitching itself dominates) on one
 ``(S/2) x S x S`` volume with ``(S/4) x (S/2) x (S/2)`` windows, overlap 0.5, 2 windows per
-batch: ``densedet`` (``densedet.models.segmentors.sliding_window_inference``) against
-``monai`` (``monai.inferers.sliding_window_inference``, same network, weights, volume and
-settings). Times are paired: both run alternately in one process (speed differs more from
+batch: ``densedet`` (the segmentor's ``inference``: MONAI's stitching with densedet's window
+predictor around it) against ``monai`` (``monai.inferers.sliding_window_inference`` called
+directly on the same network, weights, volume and settings): what densedet's inference path
+costs on top of MONAI's. Times are paired: both run alternately in one process (speed differs more from
 process to process than between the two); the peak RSS rise over the memory held before
 inference is measured in a fresh process per implementation.
 
@@ -243,32 +244,33 @@ def worker(args) -> dict:
 
 
 def volume_inference(name: str, size: int, threads: int, iters: int, net: str = 'demo') -> dict:
-    """Sliding-window inference of a 3D network with densedet's and MONAI's stitching.
+    """Sliding-window inference of a 3D network through a densedet segmentor's ``inference``
+    (MONAI's stitching + densedet's window predictor) and through MONAI's function directly.
 
-    ``name`` ``'densedet'`` / ``'monai'``: the peak RSS rise of one inference with that
-    implementation (a fresh process each, so the peaks do not mix). ``'time'``: both
-    implementations timed in this one process, alternating, ``iters`` times each (a paired
-    comparison: process-to-process speed differences on these machines exceed the effect).
+    ``name`` ``'densedet'`` / ``'monai'``: the peak RSS rise of one inference that way (a fresh
+    process each, so the peaks do not mix). ``'time'``: both timed in this one process,
+    alternating, ``iters`` times each (a paired comparison: process-to-process speed
+    differences on these machines exceed the effect).
     """
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from monai.inferers import sliding_window_inference as monai_swi
 
     import densedet  # noqa: F401
-    from densedet.models.segmentors import sliding_window_inference
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if net == 'demo':
-        cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo', 'denseunet3d_msd-liver_demo.py'))
-        init_default_scope('mmseg')
-        predictor = MODELS.build(cfg.model).eval().forward_logits
-    else:  # one 3x3x3 conv: the stitching itself dominates
-        predictor = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
-    volume = torch.randn(1, 1, size // 2, size, size)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo', 'denseunet3d_msd-liver_demo.py'))
+    init_default_scope('mmseg')
     roi = (size // 4, size // 2, size // 2)
+    cfg.model.test_cfg = dict(roi_size=roi, overlap=0.5, sw_batch_size=2, blend='gaussian')
+    segmentor = MODELS.build(cfg.model).eval()
+    if net == 'conv':  # one 3x3x3 conv: the stitching itself dominates
+        conv = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+        segmentor.forward_logits = lambda x: conv(x)  # a plain function shadows the method (a Module would not)
+    volume = torch.randn(1, 1, size // 2, size, size)
     runs = {
-        'densedet': lambda: sliding_window_inference(volume, roi, predictor, overlap=0.5, sw_batch_size=2),
-        'monai': lambda: monai_swi(volume, roi, 2, predictor, overlap=0.5, mode='gaussian'),
+        'densedet': lambda: segmentor.inference(volume),
+        'monai': lambda: monai_swi(volume, roi, 2, segmentor.forward_logits, overlap=0.5, mode='gaussian'),
     }
     with torch.no_grad():
         if name in runs:

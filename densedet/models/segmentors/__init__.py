@@ -1,9 +1,5 @@
 """Segmentors for volumes (mmseg's ``EncoderDecoder`` is 2D)."""
-from .sliding_window import importance_map, sliding_window_inference, window_starts
 from .volume_encoder_decoder import BaseVolumeSegmentor, VolumeEncoderDecoder
 from .hdense_unet import HDenseUNet, slices_to_volume, slices_with_neighbours
 
-__all__ = [
-    'BaseVolumeSegmentor', 'VolumeEncoderDecoder', 'HDenseUNet', 'slices_with_neighbours', 'slices_to_volume',
-    'sliding_window_inference', 'importance_map', 'window_starts'
-]
+__all__ = ['BaseVolumeSegmentor', 'VolumeEncoderDecoder', 'HDenseUNet', 'slices_with_neighbours', 'slices_to_volume']

@@ -1,4 +1,9 @@
-"""Encoder-decoder segmentor for volumes: patch training, Gaussian sliding-window inference."""
+"""Volume segmentors: patch training, Gaussian sliding-window inference.
+
+The window stitching is MONAI's ``sliding_window_inference`` (the better-kept implementation;
+an own version measured the same speed and memory, ``docs/benchmarks.md``); densedet adds the
+per-window mirror TTA, the crop of the padding and the resize back to each case's original grid.
+"""
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -9,7 +14,6 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.registry import MODELS
 from densedet.structures import VolumeDataSample
-from .sliding_window import sliding_window_inference
 
 DEFAULT_LOSSES = (dict(type='CrossEntropyLoss', loss_weight=1.0), )
 
@@ -87,21 +91,29 @@ class BaseVolumeSegmentor(BaseModel):
     # --- inference --------------------------------------------------------------------------
     def _window_predictor(self):
         flips = [tuple(f) for f in self.test_cfg.get('flip_axes') or []]
+        if not flips:
+            return self.forward_logits  # no wrapper: nothing to add per window
 
         def predict(windows: torch.Tensor) -> torch.Tensor:
             logits = self.forward_logits(windows)
             for dims in flips:  # mirror TTA inside each window (nnU-Net's scheme)
                 logits = logits + torch.flip(self.forward_logits(torch.flip(windows, dims)), dims)
-            return logits / (1 + len(flips))
+            return logits.div_(1 + len(flips))
 
         return predict
 
     def inference(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits of the whole (padded) batch, by sliding window."""
+        """Logits of the whole (padded) batch, by MONAI's Gaussian-weighted sliding window
+        (windows ``int(roi * (1 - overlap))`` apart, the last one flush with the border; inputs
+        smaller than the window zero-padded on both sides and cropped back)."""
+        from monai.inferers import sliding_window_inference
         cfg = self.test_cfg
         roi = cfg.get('roi_size') or tuple(inputs.shape[2:])
-        return sliding_window_inference(inputs, roi, self._window_predictor(), overlap=cfg.get('overlap', 0.5),
-                                        sw_batch_size=cfg.get('sw_batch_size', 1), blend=cfg.get('blend', 'gaussian'),
+        blend = cfg.get('blend', 'gaussian')
+        if blend not in ('gaussian', 'constant'):
+            raise ValueError(f"test_cfg.blend must be 'gaussian' or 'constant', got {blend!r}")
+        return sliding_window_inference(inputs, tuple(roi), cfg.get('sw_batch_size', 1), self._window_predictor(),
+                                        overlap=cfg.get('overlap', 0.5), mode=blend,
                                         sigma_scale=cfg.get('sigma_scale', 0.125))
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> list:

@@ -1,11 +1,25 @@
-"""Gaussian sliding-window inference: exactness, blending weights, parity with MONAI."""
+"""The segmentors' sliding-window inference (MONAI's stitching): exactness and blending weights."""
 import itertools
+import math
 
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.registry import init_default_scope
 
-from densedet.models.segmentors import importance_map, sliding_window_inference, window_starts
+from densedet.models.segmentors import BaseVolumeSegmentor
+
+
+class NetSegmentor(BaseVolumeSegmentor):
+    """A volume segmentor around any callable, to look at the inference path alone."""
+
+    def __init__(self, net, **test_cfg):
+        init_default_scope('mmseg')
+        super().__init__(test_cfg=test_cfg)
+        self.net = net
+
+    def forward_logits(self, inputs):
+        return self.net(inputs)
 
 
 def conv_net(in_channels=1, classes=3):
@@ -13,13 +27,21 @@ def conv_net(in_channels=1, classes=3):
     return nn.Sequential(nn.Conv3d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, classes, 3, padding=1)).eval()
 
 
-def test_window_starts():
-    assert window_starts(10, 16, 0.5) == [0]
-    assert window_starts(16, 16, 0.5) == [0]
-    assert window_starts(20, 8, 0.5) == [0, 4, 8, 12]
-    assert window_starts(21, 8, 0.5) == [0, 4, 8, 12, 13]  # the last window ends at the border
-    assert window_starts(33, 16, 0.25) == [0, 12, 17]
-    assert window_starts(9, 8, 0.99) == [0, 1]  # the step never drops to 0
+def window_starts(size, roi, overlap):
+    """The documented positions: ``int(roi * (1 - overlap))`` apart, the last flush with the border."""
+    if roi >= size:
+        return [0]
+    step = max(int(roi * (1 - overlap)), 1)
+    count = next(n for n in itertools.count(1) if (n - 1) * step + roi >= size)
+    return [min(i * step, size - roi) for i in range(count)]
+
+
+def gaussian(roi, sigma_scale=0.125):
+    """The documented weight: a separable Gaussian, sigma = 0.125 x window, floored at its minimum
+    or 1e-3 (whichever is larger)."""
+    axes = [torch.exp(-(torch.arange(n) - (n - 1) / 2)**2 / (2 * (sigma_scale * n)**2)) for n in roi]
+    weight = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
+    return weight.clamp(min=max(weight.min().item(), 1e-3))
 
 
 def test_window_covering_the_volume_equals_one_forward():
@@ -27,10 +49,10 @@ def test_window_covering_the_volume_equals_one_forward():
     x = torch.randn(2, 1, 12, 20, 16)
     with torch.no_grad():
         full = net(x)
-        assert torch.allclose(sliding_window_inference(x, (12, 20, 16), net), full, atol=1e-6)
-        # a larger window pads symmetrically and crops back: still one forward for a same-padding conv
-        # on the zero-padded volume, i.e. equal away from the padded borders
-        out = sliding_window_inference(x, (16, 24, 16), net)
+        assert torch.allclose(NetSegmentor(net, roi_size=(12, 20, 16)).inference(x), full, atol=1e-6)
+        assert torch.allclose(NetSegmentor(net).inference(x), full, atol=1e-6)  # default window: the volume
+        # a larger window pads with zeros on both sides and crops back: equal away from the borders
+        out = NetSegmentor(net, roi_size=(16, 24, 16)).inference(x)
         assert out.shape == full.shape
         assert torch.allclose(out[..., 1:-1, 1:-1, 1:-1], full[..., 1:-1, 1:-1, 1:-1], atol=1e-6)
 
@@ -39,64 +61,45 @@ def test_pointwise_network_is_exact_with_overlapping_windows():
     net = nn.Conv3d(2, 3, 1).eval()
     x = torch.randn(1, 2, 19, 23, 17)
     with torch.no_grad():
-        out = sliding_window_inference(x, (8, 10, 6), net, overlap=0.6, sw_batch_size=5)
-        assert torch.allclose(out, net(x), atol=1e-5)
+        out = NetSegmentor(net, roi_size=(8, 10, 6), overlap=0.6, sw_batch_size=5).inference(x)
+    assert torch.allclose(out, net(x), atol=1e-5)
 
 
 @pytest.mark.parametrize('blend', ['gaussian', 'constant'])
-def test_blending_weights_sum_to_one(blend):
-    """A predictor returning each window's own position shows the weights: the output is the
-    weighted mean of the windows covering a voxel, and a constant predictor gives the constant."""
+def test_blending_weights_are_the_documented_ones(blend):
+    """A predictor returning each window's index shows the weights: every voxel gets the weighted
+    mean of the indices of the windows covering it, with the documented positions and weights."""
     x = torch.zeros(1, 1, 14, 18, 11)
     roi, overlap = (6, 8, 5), 0.5
+    calls = itertools.count()
+
+    def window_ids(windows):
+        return torch.stack([torch.full((1, ) + tuple(windows.shape[2:]), float(next(calls))) for _ in windows])
+
     with torch.no_grad():
-        ones = sliding_window_inference(x, roi, lambda w: torch.ones(w.shape[0], 2, *w.shape[2:]), overlap,
-                                        blend=blend)
-    assert torch.allclose(ones, torch.ones_like(ones), atol=1e-6)
-    # hand-made weighted average at every voxel: sum_w weight_w(v) * id_w / sum_w weight_w(v)
-    weight = importance_map(roi, blend)
+        out = NetSegmentor(window_ids, roi_size=roi, overlap=overlap, sw_batch_size=3, blend=blend).inference(x)
+    weight = gaussian(roi) if blend == 'gaussian' else torch.ones(roi)
     starts = list(itertools.product(*(window_starts(s, r, overlap) for s, r in zip(x.shape[2:], roi))))
     numerator, denominator = torch.zeros(x.shape[2:]), torch.zeros(x.shape[2:])
     for index, start in enumerate(starts):
         box = tuple(slice(s, s + r) for s, r in zip(start, roi))
         numerator[box] += weight * index
         denominator[box] += weight
-    ids = iter(range(len(starts)))
-
-    def window_id(w):
-        return torch.stack([torch.full((1, ) + tuple(w.shape[2:]), float(next(ids))) for _ in range(w.shape[0])])
-
+    assert next(calls) == len(starts)  # every window predicted once
+    assert torch.allclose(out[0, 0], numerator / denominator, atol=1e-4)
     with torch.no_grad():
-        out = sliding_window_inference(x, roi, window_id, overlap, sw_batch_size=3, blend=blend)
-    assert torch.allclose(out[0, 0], numerator / denominator, atol=1e-5)
+        ones = NetSegmentor(lambda w: torch.ones(w.shape[0], 2, *w.shape[2:]), roi_size=roi,
+                            blend=blend).inference(x)
+    assert torch.allclose(ones, torch.ones_like(ones), atol=1e-6)
 
 
-def test_gaussian_importance_map():
-    weight = importance_map((9, 9, 9), 'gaussian', 0.125)
+def test_documented_weight_shape():
+    weight = gaussian((9, 9, 9))
     assert weight[4, 4, 4] == pytest.approx(1.0)
-    assert weight.min() >= 1e-3 - 1e-9  # far corners floored, never zero
-    assert torch.allclose(weight, weight.flip(0)) and torch.allclose(weight, weight.permute(2, 1, 0))
+    assert weight[0, 4, 4] == pytest.approx(math.exp(-16 / (2 * 1.125**2)), rel=1e-5)
+    assert window_starts(21, 8, 0.5) == [0, 4, 8, 12, 13]
 
 
-@pytest.mark.parametrize('shape,roi,overlap', [((1, 1, 20, 33, 40), (8, 16, 16), 0.5),
-                                               ((2, 1, 10, 11, 10), (16, 16, 16), 0.25),
-                                               ((1, 1, 17, 30, 30), (8, 12, 10), 0.3)])
-def test_same_output_as_monai(shape, roi, overlap):
-    from monai.inferers import sliding_window_inference as monai_swi
-    net = conv_net()
-    x = torch.randn(shape)
-    with torch.no_grad():
-        ours = sliding_window_inference(x, roi, net, overlap=overlap, sw_batch_size=3)
-        theirs = monai_swi(x, roi, 3, net, overlap=overlap, mode='gaussian')
-    assert torch.allclose(ours, theirs, atol=1e-5)
-
-
-def test_low_resolution_predictor_is_resized():
-    x = torch.randn(1, 1, 16, 16, 16)
-    with torch.no_grad():
-        out = sliding_window_inference(x, (8, 8, 8), lambda w: torch.ones(w.shape[0], 2, 2, 2, 2), 0.5)
-    assert out.shape == (1, 2, 16, 16, 16) and torch.allclose(out, torch.ones_like(out), atol=1e-6)
-    with pytest.raises(ValueError, match='overlap'):
-        sliding_window_inference(x, (8, 8, 8), lambda w: w, overlap=1.0)
-    with pytest.raises(ValueError, match='spatial dims'):
-        sliding_window_inference(x, (8, 8), lambda w: w)
+def test_bad_blend():
+    with pytest.raises(ValueError, match="blend must be 'gaussian' or 'constant'"):
+        NetSegmentor(nn.Identity(), blend='median').inference(torch.zeros(1, 1, 4, 4, 4))
