@@ -24,8 +24,8 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
-from ..layers import DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers, max_pool_type
-from ..layers.utils import norm_cfg_for_dims
+from ..layers import (DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers, max_pool_type,
+                      norm_cfg_for_dims)
 from .base import DenseBackbone
 
 

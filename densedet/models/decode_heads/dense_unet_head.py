@@ -18,7 +18,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
-from ..layers import conv_type
+from ..layers import conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
 
 Scale = Union[int, Sequence[int]]
@@ -61,7 +61,7 @@ class DenseUNetHead(BaseDecodeHead):
         if len(scale_factors) != len(up_channels):
             raise ValueError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
         kwargs.pop('channels', None)
-        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else 'BN3d')
+        norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         conv_cfg = dict(type=f'Conv{spatial_dims}d')
         super().__init__(in_channels=in_channels, channels=up_channels[-1], in_index=list(range(len(in_channels))),

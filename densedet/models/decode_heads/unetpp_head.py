@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
-from ..layers import conv_block, conv_transpose_type, conv_type
+from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
 
 MODES = ('accurate', 'fast')
@@ -89,7 +89,7 @@ class UNetPlusPlusHead(BaseDecodeHead):
             raise ValueError(f'UNetPlusPlusHead: loss_weights needs one weight per head ({depth}), got {loss_weights}')
         kwargs.pop('channels', None)
         kwargs.setdefault('init_cfg', dict(type='Normal', std=0.01, override=dict(name='seg_heads')))
-        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else 'BN3d')
+        norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         super().__init__(in_channels=in_channels, channels=node_channels[0],
                          in_index=list(range(len(in_channels))) if in_index is None else list(in_index),

@@ -4,6 +4,8 @@ from typing import Optional
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
+from .utils import norm_cfg_for_dims
+
 
 def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_dims: int = 2,
                norm_cfg: Optional[dict] = None, act_cfg: Optional[dict] = None) -> nn.Sequential:
@@ -14,7 +16,7 @@ def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_
     if spatial_dims not in (2, 3):
         raise ValueError(f'conv_block: spatial_dims must be 2 or 3, got {spatial_dims!r}')
     conv_cfg = dict(type=f'Conv{spatial_dims}d')
-    norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else 'BN3d')
+    norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
     act_cfg = act_cfg or dict(type='ReLU')
     return nn.Sequential(*[
         ConvModule(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, conv_cfg=conv_cfg,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from ..utils import maybe_checkpoint
-from .utils import avg_pool_type, conv_type, max_pool_type
+from .utils import avg_pool_type, conv_type, max_pool_type, norm_cfg_for_dims
 
 
 def _concat_and_apply(layer: nn.Module, *features: torch.Tensor) -> torch.Tensor:
@@ -141,7 +141,7 @@ class DenseLayer(nn.Module):
                  bias: bool = False):
         super().__init__()
         conv = conv_type(spatial_dims)
-        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
+        norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU', inplace=True)
         mid = in_channels
         index = 1
@@ -187,7 +187,7 @@ class DenseTransition(nn.Sequential):
                  bias: bool = False,
                  pool_size: Union[int, Sequence[int]] = 2):
         super().__init__()
-        norm_cfg = norm_cfg or dict(type='BN' if spatial_dims == 2 else f'BN{spatial_dims}d')
+        norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         pool_size = tuple(pool_size) if isinstance(pool_size, (list, tuple)) else pool_size
         act_cfg = act_cfg or dict(type='ReLU', inplace=True)
         self.add_module('norm', build_norm_layer(norm_cfg, in_channels)[1])

@@ -1,4 +1,6 @@
 """Small helpers that let one block definition serve 2D and 3D (MONAI's ``spatial_dims`` idea)."""
+from typing import Optional
+
 import torch.nn as nn
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -39,9 +41,14 @@ def round_down_to_multiple(value: float, divisor: int) -> int:
     return int(value / divisor) * divisor
 
 
-def norm_cfg_for_dims(norm_cfg: dict, spatial_dims: int) -> dict:
-    """``norm_cfg`` with mmcv's 2D batch-norm names (``BN``, ``SyncBN`` stays as is) turned
-    into their ``spatial_dims`` version, so one default config serves images and volumes."""
-    if spatial_dims == 3 and norm_cfg.get('type') in ('BN', 'BN2d'):
-        return dict(norm_cfg, type='BN3d')
+def norm_cfg_for_dims(norm_cfg: Optional[dict], spatial_dims: int) -> dict:
+    """The norm config of a ``spatial_dims`` block: batch norm of that dimensionality when
+    ``norm_cfg`` is None, and mmcv's 2D batch-norm names (``BN``/``BN2d``) turned into their
+    ``spatial_dims`` version, so one default serves images and volumes (``SyncBN`` and other
+    types stay as they are)."""
+    bn = 'BN' if spatial_dims == 2 else f'BN{spatial_dims}d'
+    if norm_cfg is None:
+        return dict(type=bn)
+    if norm_cfg.get('type') in ('BN', 'BN2d'):
+        return dict(norm_cfg, type=bn)
     return dict(norm_cfg)

@@ -23,6 +23,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.registry import MODELS
+from ..layers import norm_cfg_for_dims
 from .volume_encoder_decoder import DEFAULT_LOSSES, BaseVolumeSegmentor, resize_logits
 
 STAGES = ('2d', '3d', 'hybrid')
@@ -53,7 +54,7 @@ class HybridFeatureFusion(nn.Module):
         super().__init__()
         self.conv = nn.Conv3d(channels, channels, kernel_size=3, padding=1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.norm = build_norm_layer(norm_cfg or dict(type='BN3d'), channels)[1]
+        self.norm = build_norm_layer(norm_cfg_for_dims(norm_cfg, 3), channels)[1]
         self.act = build_activation_layer(act_cfg or dict(type='ReLU'))
         self.classifier = nn.Conv3d(channels, num_classes, kernel_size=1)
 

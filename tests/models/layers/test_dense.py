@@ -103,3 +103,14 @@ def test_chain_connectivity_is_one_shot_aggregation():
     out = DenseBlock(make_dense_layers(3, 4, 3, Probe), connectivity='chain')(torch.randn(1, 4, 5, 5))
     assert seen == [4, 3, 3]  # each layer sees only the previous output
     assert out.shape[1] == 4 + 3 * 3  # all outputs are aggregated once
+
+
+def test_norm_cfg_for_dims():
+    from densedet.models.layers import norm_cfg_for_dims
+    assert norm_cfg_for_dims(None, 2) == dict(type='BN') and norm_cfg_for_dims(None, 3) == dict(type='BN3d')
+    assert norm_cfg_for_dims(dict(type='BN', requires_grad=True), 3) == dict(type='BN3d', requires_grad=True)
+    assert norm_cfg_for_dims(dict(type='BN'), 2) == dict(type='BN')
+    assert norm_cfg_for_dims(dict(type='GN', num_groups=4), 3) == dict(type='GN', num_groups=4)
+    from densedet.models.layers import DenseLayer
+    layer = DenseLayer(8, 4, spatial_dims=3, norm_cfg=dict(type='BN'))  # a 2D name given to a 3D layer
+    assert isinstance(layer.norm1, torch.nn.BatchNorm3d)
