@@ -47,6 +47,23 @@ def test_train_step_and_predict_on_real_size_images(name):
         assert pred.masks.shape[1:] == (480, 640)
 
 
+def test_roi_features_are_read_from_the_right_places():
+    # Regression: RDNet's channels-last outputs reached mmcv's RoIAlign, which reads dense NCHW memory,
+    # so every RoI head learnt from garbage. Compare the detector's RoI features with torchvision's.
+    from mmdet.structures.bbox import bbox2roi
+    from torchvision.ops import roi_align
+    torch.manual_seed(0)
+    _, model = _model('mask-rcnn_rdnet_coco.py')
+    model.eval()
+    rois = bbox2roi([torch.tensor([[8., 10., 60., 50.], [30., 4., 90., 70.]]),
+                     torch.tensor([[0., 0., 40., 44.], [50., 20., 120., 90.]])])
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(2, 3, 128, 160))
+        ours = model.roi_head.bbox_roi_extractor(feats[:4], rois)
+    assert model.roi_head.bbox_roi_extractor.map_roi_levels(rois, 4).tolist() == [0, 0, 0, 0]
+    torch.testing.assert_close(ours, roi_align(feats[0], rois, (7, 7), 1 / 4, 0, True))
+
+
 @pytest.mark.parametrize('name,arch,lr,wd,decay,dp,warmup', [
     ('mask-rcnn_rdnet_coco.py', 'tiny', 3e-4, 0.05, 0.95, 0.2, 1500),
     ('cascade-mask-rcnn_rdnet_coco.py', 'tiny', 8e-5, 0.05, 0.8, 0.4, 1000),

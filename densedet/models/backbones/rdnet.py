@@ -207,7 +207,9 @@ class RDNet(DenseBackbone):
                 outs.append(x)
         if self.out_norms is not None:
             outs = [norm(o) for norm, o in zip(self.out_norms, outs)]
-        return tuple(outs)
+        # LayerNorm2d leaves channels-last strides that the convolutions propagate; mmcv's
+        # RoIAlign (CPU and CUDA) reads its input as dense NCHW memory and ignores strides.
+        return tuple(o.contiguous() for o in outs)
 
 
 def rdnet_checkpoint_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -44,6 +44,8 @@ def assert_output_strides(model, strides):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     assert [64 // o.shape[-1] for o in outs] == list(strides) and model.out_strides == tuple(strides)
+    # mmcv's RoIAlign reads dense NCHW memory: channels-last outputs give detectors garbage RoI features.
+    assert all(o.is_contiguous() for o in outs)
 
 
 def assert_matches_reference(cls, arch, ref, reference_features, head_prefix, tmp_path):

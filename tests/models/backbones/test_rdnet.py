@@ -154,6 +154,14 @@ def test_drop_path_rates_rise_stagewise():
     assert last.drop_prob == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize('out_norm_cfg', [None, dict(type='GN', num_groups=1)])
+def test_outputs_are_nchw_contiguous(out_norm_cfg):
+    # LayerNorm2d works channels-last; mmcv's RoIAlign ignores strides, so the outputs must be dense NCHW.
+    model = RDNet(arch='tiny', out_norm_cfg=out_norm_cfg)
+    outs = model(torch.randn(2, 3, 64, 64))
+    assert all(o.is_contiguous() for o in outs)
+
+
 def test_out_norm_applies_group_norm():
     model = RDNet(arch='tiny', out_norm_cfg=dict(type='GN', num_groups=1)).eval()
     outs = model(torch.randn(1, 3, 64, 64))
