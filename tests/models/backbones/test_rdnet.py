@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import save_file
 
 from densedet.models.backbones import RDNet
-from helpers import assert_with_cp_matches_plain
+from helpers import assert_output_strides, assert_with_cp_matches_plain
 
 ARCH_CHANNELS = {
     'tiny': (256, 440, 744, 1040),
@@ -156,10 +156,8 @@ def test_drop_path_rates_rise_stagewise():
 
 @pytest.mark.parametrize('out_norm_cfg', [None, dict(type='GN', num_groups=1)])
 def test_outputs_are_nchw_contiguous(out_norm_cfg):
-    # LayerNorm2d works channels-last; mmcv's RoIAlign ignores strides, so the outputs must be dense NCHW.
-    model = RDNet(arch='tiny', out_norm_cfg=out_norm_cfg)
-    outs = model(torch.randn(2, 3, 64, 64))
-    assert all(o.is_contiguous() for o in outs)
+    # LayerNorm2d works channels-last; the shared helper also checks the outputs are dense NCHW.
+    assert_output_strides(RDNet(arch='tiny', out_norm_cfg=out_norm_cfg), (4, 8, 16, 32))
 
 
 def test_out_norm_applies_group_norm():
