@@ -6,8 +6,11 @@ DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 
 .PHONY: setup demo demo-data demo-coco demo-3d test bench clean-demo
 
+# mmcv flavour: MMCV_OPS=torchvision (default for a new .venv: mmcv-lite + densedet's torchvision
+# ops, no compiler) or MMCV_OPS=compiled (mmcv built with all its ops, ~15 min once). It sticks:
+# later `make` runs keep the venv's flavour unless MMCV_OPS is given again. docs/install.md.
 setup:
-	bash tools/setup_env.sh
+	MMCV_OPS=$(MMCV_OPS) bash tools/setup_env.sh
 
 $(DEMO_DATA)/images/validation: | setup
 	$(PYTHON) tools/data/make_demo_ade20k.py --out $(DEMO_DATA)

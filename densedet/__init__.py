@@ -4,7 +4,13 @@ Importing this package registers densedet's models, datasets, transforms,
 metrics and engine parts in the OpenMMLab registries and applies the small
 compatibility fixes of :mod:`densedet.compat`.
 """
-from . import compat
+# First: mmseg / mmdet import mmcv.ops, which needs mmcv._ext; without compiled ops (mmcv-lite)
+# torchvision serves it (densedet/ops/mmcv_ext.py). A compiled mmcv._ext still wins.
+from .ops.mmcv_ext import install_finder
+
+install_finder()
+
+from . import compat  # noqa: E402
 
 compat.apply()
 
