@@ -5,8 +5,10 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
 * ``torch.load`` defaults to ``weights_only=True`` since torch 2.6; mmengine 0.10.7
   does not pass the argument, so runner checkpoints (which pickle numpy scalars
   and ``HistoryBuffer`` objects next to the weights) no longer load: ``--resume``
-  and ``load_from`` break. The local-file checkpoint loader is re-registered to
-  pass ``weights_only=False`` (the pre-2.6 behaviour; load only checkpoints you trust).
+  and ``load_from`` break; its http(s) loader (also behind ``torchvision://`` and
+  ``open-mmlab://``) goes through ``torch.hub``, which unpickles with full pickle. Both are
+  re-registered to load through :mod:`densedet.engine.checkpoint`: ``weights_only=True`` with
+  an allow-list of what checkpoints contain, no pickle code execution.
 * ``--launcher pytorch`` without CUDA: mmengine calls ``torch.cuda.set_device``,
   defaults to NCCL and gives DDP ``device_ids``. Without a CUDA device the process
   group uses gloo and DDP gets ``device_ids=None``; with CUDA nothing changes.
@@ -18,7 +20,6 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
   (bf16 autocast), which ``tools/train.py --amp`` selects by itself.
 """
 import os
-import os.path as osp
 
 import torch
 
@@ -31,14 +32,34 @@ def _has_accelerator() -> bool:
 
 
 def _fix_checkpoint_loading():
+    from mmengine.dist import get_dist_info
+    from mmengine.runner import checkpoint as checkpoint_module
     from mmengine.runner.checkpoint import CheckpointLoader
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
+        from densedet.engine.checkpoint import load_checkpoint_file
+        return load_checkpoint_file(filename, map_location)
+
+    @CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
+    def load_from_http(filename, map_location=None, model_dir=None, progress=os.isatty(0)):
+        import torch.distributed as torch_dist
+        import torch.hub
+        from densedet.engine.checkpoint import safe_load
+        rank, world_size = get_dist_info()  # rank 0 downloads first, as mmengine does
+
+        def load():
+            return safe_load(torch.hub.load_state_dict_from_url, filename, model_dir=model_dir,
+                             map_location=map_location, progress=progress)
+
+        checkpoint = load() if rank == 0 else None
+        if world_size > 1:
+            torch_dist.barrier()
+            if rank > 0:
+                checkpoint = load()
+        return checkpoint
+
+    checkpoint_module.load_from_http = load_from_http  # torchvision:// and open-mmlab:// call it by name
 
 
 def _fix_atomic_checkpoint_save():

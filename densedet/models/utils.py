@@ -40,11 +40,9 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     elif '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    else:
-        try:
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception:  # older checkpoints pickle numpy / mmengine objects next to the weights
-            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    else:  # runner checkpoints pickle numpy / mmengine objects next to the weights: allow-listed
+        from densedet.engine.checkpoint import load_checkpoint_file
+        ckpt = load_checkpoint_file(path, map_location='cpu')
     if not isinstance(ckpt, dict):
         raise TypeError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a state dict')
     for wrapper in ('state_dict', 'model', 'module'):
