@@ -8,6 +8,11 @@ from mmengine.registry import TRANSFORMS
 class CheckSegSample(BaseTransform):
     """Checks a loaded segmentation sample; put it right after ``LoadAnnotations``.
 
+    A sample without a label file (``seg_map_path`` absent: mmseg's ``inference_model`` and
+    ``MMSegInferencer`` drop ``LoadAnnotations`` and feed bare images) passes through unchecked;
+    a sample that names a label file but has no loaded label raises ``KeyError`` (the pipeline
+    lacks ``LoadAnnotations`` before this check).
+
     Raises ``ValueError`` naming the label (and image) file when
 
     * a label value is neither a class index ``< num_classes`` nor ``ignore_index``
@@ -28,7 +33,9 @@ class CheckSegSample(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         seg = results.get('gt_seg_map')
-        label_path = results.get('seg_map_path', '<unknown label file>')
+        label_path = results.get('seg_map_path')
+        if seg is None and label_path is None:  # inference on images: nothing to check
+            return results
         if seg is None:
             raise KeyError(f'CheckSegSample: no gt_seg_map for {label_path}; put it after LoadAnnotations')
         img = results.get('img')

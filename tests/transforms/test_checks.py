@@ -6,6 +6,8 @@ import pytest
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
+from densedet.transforms.checks import CheckSegSample
+
 
 def _pipeline():
     init_default_scope('mmseg')
@@ -67,3 +69,14 @@ def test_demo_data_is_ade20k_layout_and_valid(demo_data):
     sample = ds[0]
     assert sample['img'].shape[:2] == sample['gt_seg_map'].shape
     assert osp.isfile(osp.join(demo_data, 'annotations', 'validation', 'ADE_demo_v_00000.png'))
+
+
+def test_inference_samples_without_a_label_file_pass_through():
+    # mmseg's inference_model / MMSegInferencer drop LoadAnnotations and give bare images.
+    results = {'img': np.zeros((4, 4, 3), np.uint8), 'img_path': 'a.jpg'}
+    assert CheckSegSample(num_classes=2)(results) is results
+
+
+def test_a_named_label_that_was_not_loaded_is_an_error():
+    with pytest.raises(KeyError, match=r'no gt_seg_map for b\.png; put it after LoadAnnotations'):
+        CheckSegSample(num_classes=2)({'img': np.zeros((4, 4, 3), np.uint8), 'seg_map_path': 'b.png'})

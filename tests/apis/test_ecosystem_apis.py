@@ -1,0 +1,77 @@
+"""mmseg's and mmdet's own inference APIs on densedet's configs, unchanged (random weights, one
+small image): ``init_model`` + ``inference_model`` on every 2D segmentation config,
+``init_detector`` + ``inference_detector`` on every detection config, and the Inferencers on one
+config of each decoder kind."""
+import glob
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from densedet.apis.config import is_volume_model
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
+
+
+def _kind(path):
+    cfg = Config.fromfile(path)
+    if is_volume_model(cfg.model):
+        return 'volume'
+    return 'det' if cfg.get('default_scope') == 'mmdet' else 'seg'
+
+
+KINDS = {p: _kind(p) for p in CONFIGS}
+SEG = [p for p in CONFIGS if KINDS[p] == 'seg']
+DET = [p for p in CONFIGS if KINDS[p] == 'det']
+ids = [osp.relpath(p, ROOT) for p in CONFIGS]
+
+
+def small(path):
+    """The config as is, but its test-time Resize to ~96 px: the pipelines' composition is what
+    is under test, not 2048x512 inference on CPU."""
+    cfg = Config.fromfile(path)
+    pipelines = [cfg.get('test_pipeline', []), cfg.test_dataloader.dataset.get('pipeline', [])]
+    for pipeline in pipelines:
+        for t in pipeline:
+            if t.get('type') == 'Resize':
+                t['scale'] = (128, 96)
+    return cfg
+
+
+IMAGE = np.random.RandomState(0).randint(0, 255, (72, 96, 3), np.uint8)
+
+
+@pytest.mark.parametrize('path', SEG, ids=[osp.relpath(p, ROOT) for p in SEG])
+def test_mmseg_init_model_and_inference_model(path):
+    from mmseg.apis import inference_model, init_model
+    model = init_model(small(path), device='cpu')
+    result = inference_model(model, IMAGE)
+    assert result.pred_sem_seg.shape == IMAGE.shape[:2]
+    assert int(result.pred_sem_seg.data.max()) < model.decode_head.num_classes
+
+
+@pytest.mark.parametrize('path', DET, ids=[osp.relpath(p, ROOT) for p in DET])
+def test_mmdet_init_detector_and_inference_detector(path):
+    from mmdet.apis import inference_detector, init_detector
+    model = init_detector(small(path), device='cpu')
+    result = inference_detector(model, IMAGE)
+    pred = result.pred_instances
+    assert pred.bboxes.shape[1] == 4 and len(pred.scores) == len(pred.labels)
+    if len(pred):
+        assert pred.masks.shape[1:] == IMAGE.shape[:2]
+
+
+@pytest.mark.parametrize('name', ['upernet_rdnet_ade20k.py', 'fcdensenet103_camvid.py', 'unetpp/unetpp_drive.py'])
+def test_mmseg_inferencer(name):
+    from mmseg.apis import MMSegInferencer
+    out = MMSegInferencer(model=small(osp.join(ROOT, 'configs', name)), device='cpu')(IMAGE, return_datasamples=True)
+    assert out.pred_sem_seg.shape == IMAGE.shape[:2]
+
+
+def test_mmdet_inferencer():
+    from mmdet.apis import DetInferencer
+    out = DetInferencer(model=small(osp.join(ROOT, 'configs', 'demo', 'mask-rcnn_rdnet_coco_demo.py')),
+                        device='cpu', show_progress=False)(IMAGE, return_datasamples=True)
+    assert out['predictions'][0].pred_instances.bboxes.shape[1] == 4
