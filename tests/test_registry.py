@@ -31,6 +31,39 @@ def test_mmseg_upernet_with_rdnet_trains_one_step(repo_root):
     _train_step(model, torch.randn(2, 3, 64, 64), seg_samples(2, (64, 64), 150))
 
 
+def test_mmseg_recipe_with_the_readme_snippet_trains_one_step(repo_root):
+    # mmseg's own upernet_r50 ADE20K config (model.pretrained set, auxiliary head on ResNet's
+    # third level) with README's snippet: tests/data/configs/upernet_rdnet-t_mmseg.py.
+    from mmengine.model.utils import revert_sync_batchnorm
+    cfg, model = _build(osp.join(repo_root, 'tests', 'data', 'configs', 'upernet_rdnet-t_mmseg.py'))
+    assert type(model.backbone).__name__ == 'RDNet' and model.auxiliary_head.in_channels == 744
+    _train_step(revert_sync_batchnorm(model), torch.randn(2, 3, 64, 64), seg_samples(2, (64, 64), 150))
+
+
+def test_backbones_take_mmsegs_deprecated_pretrained_argument(tmp_path):
+    from densedet.models import RDNet
+    weights = RDNet('tiny').state_dict()
+    torch.save({'state_dict': weights}, tmp_path / 'rdnet.pth')
+    with pytest.warns(UserWarning, match='pretrained is deprecated'):
+        backbone = RDNet('tiny', pretrained=str(tmp_path / 'rdnet.pth'))
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=str(tmp_path / 'rdnet.pth'))
+    backbone.init_weights()
+    assert all(torch.equal(backbone.state_dict()[k], v) for k, v in weights.items())
+    with pytest.raises(ValueError, match='init_cfg and pretrained'):
+        RDNet('tiny', pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
+
+
+@pytest.mark.parametrize('family,args', [('DenseNet', dict(arch='121')), ('VoVNet', dict(arch='19')),
+                                         ('HarDNet', dict(arch='39')), ('DPN', dict(arch='68')),
+                                         ('DLA', dict(arch='34')), ('FCDenseNet', dict(arch='56')),
+                                         ('UNetEncoder', dict())])
+def test_every_family_maps_pretrained_to_init_cfg(family, args):
+    import densedet.models.backbones as backbones
+    with pytest.warns(UserWarning, match=f'{family}: pretrained is deprecated'):
+        backbone = getattr(backbones, family)(pretrained='weights.pth', **args)
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint='weights.pth')
+
+
 def test_mmdet_mask_rcnn_with_rdnet_trains_one_step(repo_root):
     cfg, model = _build(osp.join(repo_root, 'tests', 'data', 'configs', 'mask-rcnn_rdnet-t_mmdet.py'))
     assert type(model).__name__ == 'MaskRCNN' and type(model.backbone).__name__ == 'RDNet'

@@ -6,7 +6,12 @@ set -euo pipefail
 SCRIPT=$1
 NPROC=$2
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec "${PYTHON:-python}" -m torch.distributed.run \
+# The interpreter: $PYTHON if set, else the venv of `make setup`, else python on PATH.
+if [[ -z "${PYTHON:-}" ]]; then
+  PYTHON=python
+  [[ -x "$ROOT/.venv/bin/python" ]] && PYTHON="$ROOT/.venv/bin/python"
+fi
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
   --nproc_per_node="$NPROC" --master_port="${PORT:-29500}" \
   "$ROOT/tools/$SCRIPT" "${@:3}" --launcher pytorch

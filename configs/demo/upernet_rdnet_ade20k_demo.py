@@ -25,6 +25,18 @@ test_pipeline = [
     dict(type='CheckSegSample', num_classes=num_classes, check_size=False),
     dict(type='PackSegInputs'),
 ]
+# TTA (tools/test.py --tta): the flagship's ratios apply to the original image size; here they
+# scale the demo's test scale, so every pass stays about the size of the plain test.
+img_ratios = [0.75, 1.0, 1.25]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(scale[0] * r), int(scale[1] * r)), keep_ratio=True) for r in img_ratios],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='PackSegInputs')]]),
+]
 train_dataloader = dict(
     batch_size=2, num_workers=1, persistent_workers=True,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))

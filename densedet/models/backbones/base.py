@@ -1,5 +1,6 @@
 """What every densedet backbone shares: arch lookup, output bookkeeping, freezing, weight loading."""
-from typing import Callable, Dict, List, Sequence, Union
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -19,6 +20,17 @@ class DenseBackbone(BaseModule):
 
     arch_settings: Dict[str, dict] = {}
     norm_eval: bool = False
+
+    def __init__(self, init_cfg: Optional[Union[dict, List[dict]]] = None, pretrained: Optional[str] = None):
+        # mmseg's EncoderDecoder hands ``model.pretrained`` (set by 23 of mmseg's model bases) to
+        # the backbone; like mmseg's own backbones, take it as a deprecated spelling of init_cfg.
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError(f'{type(self).__name__}: init_cfg and pretrained cannot both be set')
+            warnings.warn(f'{type(self).__name__}: pretrained is deprecated, use '
+                          f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})")
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
 
     def _resolve_arch(self, arch: Union[str, int, dict]) -> dict:
         """Returns the settings of ``arch`` (a name, an int for numbered archs, or a dict)."""

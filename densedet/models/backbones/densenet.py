@@ -79,8 +79,9 @@ class DenseNet(DenseBackbone):
                  spatial_dims: int = 2,
                  transition_pool_size: Union[int, Sequence[int]] = 2,
                  stem_output: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         arch = self._resolve_arch(arch)
         self._check_output_stride(output_stride)
         growth, blocks = arch['growth_rate'], arch['block_config']

@@ -152,8 +152,9 @@ class DLA(DenseBackbone):
                  norm_cfg: dict = _BN,
                  act_cfg: dict = _RELU,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         arch = self._resolve_arch(arch)
         self._check_output_stride(output_stride)
         levels, ch = arch['levels'], arch['channels']

@@ -75,8 +75,9 @@ class FCDenseNet(DenseBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         self.arch = arch = self._resolve_arch(arch)
         layers = tuple(arch['layers'])
         if len(layers) % 2 != 1 or len(layers) < 3:

@@ -119,8 +119,9 @@ class RDNet(DenseBackbone):
                  ls_init_value: float = 1e-6,
                  out_norm_cfg: Optional[dict] = None,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         self.arch = arch = self._resolve_arch(arch)
         growth_rates, downsample = arch['growth_rates'], arch['downsample']
         num_stages = len(growth_rates)

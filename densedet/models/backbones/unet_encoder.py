@@ -37,8 +37,9 @@ class UNetEncoder(DenseBackbone):
                  out_indices: Optional[Sequence[int]] = None,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         self.spatial_dims = spatial_dims
         self.norm_eval = norm_eval
         self.levels = nn.ModuleList()
