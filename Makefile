@@ -4,7 +4,7 @@ DEMO_CFG := configs/demo/upernet_rdnet_ade20k_demo.py
 DEMO_DIR := work_dirs/demo
 DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 
-.PHONY: setup demo demo-data demo-coco demo-3d test bench clean-demo
+.PHONY: setup deploy-deps demo demo-data demo-coco demo-3d test bench clean-demo
 
 # mmcv flavour: MMCV_OPS=torchvision (default for a new .venv: mmcv-lite + densedet's torchvision
 # ops, no compiler) or MMCV_OPS=compiled (mmcv built with all its ops, ~15 min once). It sticks:
@@ -53,7 +53,15 @@ demo-3d: setup data/msd_demo/Task03_Liver/dataset.json
 		--out $(VOLUME_DEMO_DIR)/pred_nifti
 	@echo "demo outputs: $(VOLUME_DEMO_DIR) (pred_nifti/*.nii.gz, <timestamp>/*.log with Dice / HD95)"
 
-test: setup
+# Optional ONNX tools (requirements/deploy.txt): not part of setup; the tests of the export need them.
+DEPLOY_STAMP := .venv/.densedet-deploy-$(shell sha256sum requirements/deploy.txt | cut -c1-16)
+$(DEPLOY_STAMP): requirements/deploy.txt | setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements/deploy.txt torch==2.14.1 torchvision==0.29.1
+	rm -f .venv/.densedet-deploy-* && touch $@
+
+deploy-deps: $(DEPLOY_STAMP)
+
+test: setup $(DEPLOY_STAMP)
 	$(PYTHON) -m pytest -q tests
 
 bench: setup

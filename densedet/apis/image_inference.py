@@ -48,6 +48,8 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
         from mmseg.apis import init_model as init_segmentor
         model = init_segmentor(cfg, checkpoint, device=device)
     model.kind = kind
+    if getattr(model, 'dataset_meta', None) is None:  # mmseg sets it only from a checkpoint
+        model.dataset_meta = {}
     return model
 
 

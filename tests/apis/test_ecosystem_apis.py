@@ -1,7 +1,8 @@
 """mmseg's and mmdet's own inference APIs on densedet's configs, unchanged (random weights, one
 small image): ``init_model`` + ``inference_model`` on every 2D segmentation config,
 ``init_detector`` + ``inference_detector`` on every detection config, and the Inferencers on one
-config of each decoder kind."""
+config of each decoder kind. Each prediction calls only the mmcv ops that densedet serves without
+compiled mmcv (with the training steps of tests/test_configs.py: how that list was found)."""
 import glob
 import os.path as osp
 
@@ -10,6 +11,8 @@ import pytest
 from mmengine.config import Config
 
 from densedet.apis.config import is_volume_model
+from densedet.ops.mmcv_ext import SERVED
+from test_configs import record_mmcv_ext_calls
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
@@ -47,7 +50,9 @@ IMAGE = np.random.RandomState(0).randint(0, 255, (72, 96, 3), np.uint8)
 def test_mmseg_init_model_and_inference_model(path):
     from mmseg.apis import inference_model, init_model
     model = init_model(small(path), device='cpu')
-    result = inference_model(model, IMAGE)
+    with record_mmcv_ext_calls() as called:
+        result = inference_model(model, IMAGE)
+    assert called <= set(SERVED), sorted(called - set(SERVED))
     assert result.pred_sem_seg.shape == IMAGE.shape[:2]
     assert int(result.pred_sem_seg.data.max()) < model.decode_head.num_classes
 
@@ -56,7 +61,9 @@ def test_mmseg_init_model_and_inference_model(path):
 def test_mmdet_init_detector_and_inference_detector(path):
     from mmdet.apis import inference_detector, init_detector
     model = init_detector(small(path), device='cpu')
-    result = inference_detector(model, IMAGE)
+    with record_mmcv_ext_calls() as called:
+        result = inference_detector(model, IMAGE)
+    assert {'roi_align_forward', 'nms'} <= called <= set(SERVED), sorted(called)
     pred = result.pred_instances
     assert pred.bboxes.shape[1] == 4 and len(pred.scores) == len(pred.labels)
     if len(pred):

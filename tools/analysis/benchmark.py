@@ -7,6 +7,7 @@
     python tools/analysis/benchmark.py --detector --size 512 [--rounds 3]
     python tools/analysis/benchmark.py --unetpp --size 256 [--rounds 5]
     python tools/analysis/benchmark.py --volume --size 128 [--rounds 3]
+    python tools/analysis/benchmark.py --onnx [--rounds 3]      # needs requirements/deploy.txt
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
 backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``reference`` (timm's
@@ -43,6 +44,11 @@ directly on the same network, weights, volume and settings): what densedet's inf
 costs on top of MONAI's. Times are paired: both run alternately in one process (speed differs more from
 process to process than between the two); the peak RSS rise over the memory held before
 inference is measured in a fresh process per implementation.
+
+ONNX mode (``--onnx``) exports UperNet-RDNet-T (512x512) and FC-DenseNet103 (360x480) with
+``densedet.apis.export_onnx`` and times onnxruntime (CPU provider, ``--threads`` intra-op
+threads) against PyTorch eager fp32 on the same graph, weights and image, alternating in one
+process (median of ``--rounds`` x ``--iters``), with the max abs difference of the logits.
 
 Each model is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
@@ -320,6 +326,47 @@ def unetpp_pruning(size: int, threads: int, rounds: int, iters: int) -> dict:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+ONNX_MODELS = {'UperNet-RDNet-T': ('configs/upernet_rdnet_ade20k.py', (512, 512)),
+               'FC-DenseNet103': ('configs/fcdensenet103_camvid.py', (360, 480))}
+
+
+def onnx_vs_eager(threads: int, rounds: int, iters: int) -> dict:
+    """Median latency of PyTorch eager (fp32, no grad) and onnxruntime (CPU provider, the same
+    exported graph and weights) on one image, alternating in one process."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    import densedet  # noqa: F401
+    from densedet.apis import export_onnx, init_model
+    torch.set_num_threads(threads)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (config, shape) in ONNX_MODELS.items():
+            torch.manual_seed(0)
+            model = init_model(os.path.join(ROOT, config))
+            path = os.path.join(tmp, 'model.onnx')
+            wrapper = export_onnx(model, path, shape)
+            session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+            x = torch.rand(1, 3, *shape) * 255
+            feed = {'input': x.numpy()}
+            runs = {'eager': lambda: wrapper(x), 'onnxruntime': lambda: session.run(None, feed)}
+            times = {k: [] for k in runs}
+            with torch.no_grad():
+                diff = float(abs(session.run(None, feed)[0] - wrapper(x).numpy()).max())
+                for r in range(rounds):
+                    for key in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+                        runs[key]()  # warm-up
+                        for _ in range(iters):
+                            t = time.perf_counter()
+                            runs[key]()
+                            times[key].append(time.perf_counter() - t)
+            results[name] = dict(shape=shape, diff=diff, **{k: statistics.median(v) for k, v in times.items()})
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--family', default='rdnet', choices=sorted(FAMILIES),
@@ -327,6 +374,8 @@ def main():
     parser.add_argument('--arch', default='tiny')
     parser.add_argument('--config', help='benchmark a whole model built from this config instead')
     parser.add_argument('--unetpp', action='store_true', help='UNet++ inference, full vs pruned L4..L1')
+    parser.add_argument('--onnx', action='store_true',
+                        help='onnxruntime vs PyTorch eager: UperNet-RDNet-T 512x512, FC-DenseNet103 360x480')
     parser.add_argument('--volume', action='store_true',
                         help='3D sliding-window inference: densedet against MONAI (voxels/s, peak memory)')
     parser.add_argument('--volume-net', default='demo', choices=['demo', 'conv'],
@@ -348,6 +397,19 @@ def main():
         else:
             result = worker(args)
         print('RESULT ' + json.dumps(result))
+        return
+    if args.onnx:
+        res = onnx_vs_eager(args.threads, args.rounds, args.iters)
+        print(f'\nfp32 inference on one image, {args.threads} threads, median of {args.rounds} rounds x '
+              f'{args.iters} iterations (random weights, same graph)\n')
+        print('| model | input | PyTorch eager (s) | onnxruntime (s) | onnxruntime / eager | max abs diff |')
+        print('|---|---|---|---|---|---|')
+        for name, r in res.items():
+            print(f"| {name} | {r['shape'][0]}x{r['shape'][1]} | {r['eager']:.4f} | {r['onnxruntime']:.4f} | "
+                  f"{r['onnxruntime'] / r['eager']:.2f} | {r['diff']:.2g} |")
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(dict(args=vars(args), summary=res), f, indent=1)
         return
     if args.unetpp:
         res = unetpp_pruning(args.size, args.threads, args.rounds, args.iters)

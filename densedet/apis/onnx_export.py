@@ -1,0 +1,110 @@
+"""ONNX export of densedet's segmentors: whole-image logits, preprocessing inside the graph.
+
+    from densedet.apis import init_model, export_onnx
+    model = init_model('configs/upernet_rdnet_ade20k.py', 'iter_160000.pth')
+    export_onnx(model, 'upernet_rdnet-t.onnx', shape=(512, 512))
+
+The graph takes what an image file holds, ``float32`` BGR pixels in 0..255, ``(N, 3, H, W)`` (a
+volume: ``(N, C, D, H, W)`` intensities after the config's test transforms), and returns the
+logits at the input's size, ``(N, K, H, W)``; mean / std normalisation and the BGR->RGB swap of
+the config's data preprocessor are part of the graph. 2D segmentors run their decode head once
+over the whole input (``test_cfg.mode='slide'`` configs are exported as one window of the given
+shape: resize the image to it, as ``tools/deploy/infer_onnx.py`` does); volume segmentors export
+one window (``--shape D H W``), the sliding window stays outside.
+
+Detectors: the RoI heads (RoIAlign over a data-dependent number of proposals) and the NMS are
+not exported; :func:`export_onnx` exports backbone + neck (the FPN feature maps) for them.
+"""
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+
+class _Preprocess(nn.Module):
+    def __init__(self, data_preprocessor):
+        super().__init__()
+        mean = getattr(data_preprocessor, 'mean', None)
+        std = getattr(data_preprocessor, 'std', None)
+        self.register_buffer('mean', mean.clone() if mean is not None else None, persistent=False)
+        self.register_buffer('std', std.clone() if std is not None else None, persistent=False)
+        # mmseg's SegDataPreProcessor calls it channel_conversion, mmengine's (mmdet's) _channel_conversion
+        self.bgr_to_rgb = bool(getattr(data_preprocessor, 'channel_conversion',
+                                       getattr(data_preprocessor, '_channel_conversion', False)))
+
+    def forward(self, x):
+        if self.bgr_to_rgb:
+            x = x.flip(1)
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return x
+
+
+class _OnImages(nn.Module):
+    """A model fed raw pixels: its data preprocessor's normalisation runs first."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.preprocess = _Preprocess(model.data_preprocessor)
+
+
+class SegmentorLogits(_OnImages):
+    """An mmseg segmentor as ``image -> logits`` (whole-image inference)."""
+
+    def forward(self, image):
+        x = self.preprocess(image)
+        size = tuple(x.shape[2:])
+        # One meta: the decode heads read only the first (the output size); a list as long as the
+        # batch would make the exported batch size a constant.
+        return self.model.encode_decode(x, [dict(img_shape=size, ori_shape=size, pad_shape=size)])
+
+
+class VolumeLogits(nn.Module):
+    """A volume segmentor's network on one window."""
+
+    def __init__(self, segmentor):
+        super().__init__()
+        self.segmentor = segmentor
+
+    def forward(self, window):
+        return self.segmentor.forward_logits(window)
+
+
+class DetectorFeatures(_OnImages):
+    """A detector's backbone + neck (the feature maps its RPN and RoI heads read)."""
+
+    def forward(self, image):
+        return tuple(self.model.extract_feat(self.preprocess(image)))
+
+
+def exportable(model) -> nn.Module:
+    """The module that :func:`export_onnx` traces for ``model`` (built by ``init_model``)."""
+    kind = getattr(model, 'kind', None)
+    if kind == 'seg':
+        return SegmentorLogits(model).eval()
+    if kind == 'volume':
+        return VolumeLogits(model).eval()
+    if kind == 'det':
+        return DetectorFeatures(model).eval()
+    raise ValueError('export_onnx takes a model from densedet.apis.init_model')
+
+
+def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, batch: int = 1) -> nn.Module:
+    """Exports ``model`` to ``path`` for inputs of ``(batch, C, *shape)`` (shape: H W, or D H W for
+    volumes; the sizes are fixed in the graph). Returns the exported wrapper (to compare with
+    onnxruntime).
+
+    Dynamic sizes are not offered: with torch 2.14's exporter and onnxruntime 1.32, a graph with a
+    free batch or image size failed in onnxruntime (UperNet: a Resize with scales on the batch axis,
+    a GatherND out of range in the adaptive pooling) or at export (the batch specialised to <= 2)."""
+    wrapper = exportable(model)
+    channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if model.kind == 'volume' else 3
+    example = torch.rand(batch, channels, *shape) * (1 if model.kind == 'volume' else 255)
+    with torch.no_grad():
+        outputs = ['logits'] if model.kind != 'det' else [f'feat{i}' for i in range(len(wrapper(example)))]
+        # torch's dynamo exporter: the TorchScript one cannot export adaptive pooling (UperNet's
+        # PPM) at sizes that are not multiples of the pooled sizes.
+        torch.onnx.export(wrapper, (example,), path, input_names=['input'], output_names=outputs,
+                          opset_version=opset, dynamo=True)
+    return wrapper

@@ -1,0 +1,103 @@
+"""ONNX export (densedet/apis/onnx_export.py, tools/deploy/): every exported segmentor family runs in
+onnxruntime (CPU provider) and matches PyTorch on the same weights and input; tools/deploy/infer_onnx.py
+segments images without torch. Needs requirements/deploy.txt (make test installs it)."""
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+ort = pytest.importorskip('onnxruntime')
+
+from densedet.apis import export_onnx, init_model  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# Logits of random-weight models reach ~10-100; float32 graphs reorder sums: 1e-3 absolute
+# (measured differences: 5e-6 .. 1e-4).
+ATOL = 1e-3
+
+
+def _run(path, x):
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return session.run(None, {'input': x.numpy()})
+
+
+@pytest.mark.parametrize('config,shape', [
+    ('configs/demo/upernet_rdnet_ade20k_demo.py', (128, 96)),
+    ('configs/densenet/upernet_densenet121_ade20k.py', (64, 64)),
+    ('configs/vovnet/upernet_vovnet39_ade20k.py', (64, 64)),
+    ('configs/hardnet/upernet_hardnet68_ade20k.py', (64, 64)),
+    ('configs/dpn/upernet_dpn92_ade20k.py', (64, 64)),
+    ('configs/dla/upernet_dla34_ade20k.py', (64, 64)),
+    ('configs/fcdensenet/fcdensenet56_camvid.py', (64, 96)),
+    ('configs/fcdensenet/fcdensenet67_camvid.py', (64, 64)),
+    ('configs/fcdensenet103_camvid.py', (64, 64)),
+    ('configs/unetpp/unetpp_drive.py', (64, 64)),
+    ('configs/demo/denseunet3d_msd-liver_demo.py', (16, 32, 32)),
+])
+def test_exported_segmentor_matches_pytorch(config, shape, tmp_path):
+    torch.manual_seed(0)
+    model = init_model(osp.join(ROOT, config))
+    path = str(tmp_path / 'model.onnx')
+    wrapper = export_onnx(model, path, shape)
+    channels = 1 if model.kind == 'volume' else 3
+    x = torch.rand(1, channels, *shape) * (1 if model.kind == 'volume' else 255)
+    with torch.no_grad():
+        expected = wrapper(x)
+    (logits,) = _run(path, x)
+    num_classes = model.cfg.model.get('num_classes') or model.cfg.model.decode_head.num_classes
+    assert logits.shape == (1, num_classes, *shape)
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=0, atol=ATOL)
+    if model.kind == 'seg':  # the graph holds the preprocessing: same logits as the segmentor on raw pixels
+        from mmseg.structures import SegDataSample
+        data = model.data_preprocessor(dict(inputs=[x[0]], data_samples=[SegDataSample()]), False)
+        with torch.no_grad():
+            direct = model.inference(data['inputs'], [dict(img_shape=shape, ori_shape=shape, pad_shape=shape)])
+        if model.cfg.model.test_cfg.get('mode', 'whole') == 'whole':
+            np.testing.assert_allclose(logits, direct.numpy(), rtol=0, atol=ATOL)
+
+
+def test_detector_exports_backbone_and_neck(tmp_path):
+    torch.manual_seed(0)
+    model = init_model(osp.join(ROOT, 'configs/demo/mask-rcnn_rdnet_coco_demo.py'))
+    path = str(tmp_path / 'features.onnx')
+    wrapper = export_onnx(model, path, (128, 160))
+    x = torch.rand(1, 3, 128, 160) * 255
+    with torch.no_grad():
+        expected = wrapper(x)
+    outs = _run(path, x)
+    assert [o.shape for o in outs] == [tuple(e.shape) for e in expected] and len(outs) == 5
+    from mmdet.structures import DetDataSample
+    data = model.data_preprocessor(dict(inputs=[x[0]], data_samples=[DetDataSample()]), False)
+    with torch.no_grad():
+        direct = model.extract_feat(data['inputs'])  # mmdet's own preprocessing
+    for o, e, d in zip(outs, expected, direct):
+        np.testing.assert_allclose(o, e.numpy(), rtol=0, atol=ATOL)
+        np.testing.assert_allclose(o, d.numpy(), rtol=0, atol=ATOL)
+
+
+def test_cli_export_then_onnx_inference_without_torch(repo_root, demo_data, tmp_path):
+    model_path = tmp_path / 'demo.onnx'
+    out = subprocess.run([sys.executable, 'tools/deploy/export_onnx.py', 'configs/demo/upernet_rdnet_ade20k_demo.py',
+                          '--shape', '128', '160', '--out', str(model_path), '--atol', str(ATOL)],
+                         cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'onnxruntime vs PyTorch: max abs difference' in out.stdout
+    images = osp.join(demo_data, 'images', 'validation')
+    # torch and mmcv made unimportable: the script must not need them.
+    blocker = tmp_path / 'blocker'
+    blocker.mkdir()
+    for name in ('torch', 'mmcv', 'mmengine', 'densedet'):
+        (blocker / f'{name}.py').write_text(f'raise ImportError("{name} must not be imported")\n')
+    env = dict(__import__('os').environ, PYTHONPATH=str(blocker))
+    out = subprocess.run([sys.executable, 'tools/deploy/infer_onnx.py', str(model_path), images, '--out-dir',
+                          str(tmp_path / 'out')], cwd=repo_root, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '2 images in' in out.stdout
+    from PIL import Image
+    for name in ('ADE_demo_v_00000', 'ADE_demo_v_00001'):
+        label = Image.open(tmp_path / 'out' / 'pred' / f'{name}.png')
+        assert label.mode == 'P' and label.size == (128, 96) and np.asarray(label).max() < 150
+        assert (tmp_path / 'out' / 'overlays' / f'{name}.png').exists()

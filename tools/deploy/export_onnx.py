@@ -1,0 +1,78 @@
+"""Export a densedet segmentor (or a detector's backbone + neck) to ONNX and check it with onnxruntime.
+
+    python tools/deploy/export_onnx.py CONFIG CKPT --shape H W [--out FILE] [--opset N] [--atol A] [--no-check]
+    python tools/deploy/export_onnx.py configs/demo/denseunet3d_msd-liver_demo.py CKPT --shape 32 96 96
+
+Input: float32 BGR pixels 0..255, (N, 3, H, W) (volumes: (N, C, D, H, W) after the config's test
+transforms, one sliding window); output: logits at the input size (docs in
+densedet/apis/onnx_export.py). Classes and palette of the checkpoint go into the ONNX metadata
+(``classes``, ``palette``, JSON), read by tools/deploy/infer_onnx.py. With onnxruntime installed
+(``pip install -r requirements/deploy.txt``) the export is run once on the CPU provider and the
+max abs difference against PyTorch is printed; ``--atol`` makes a larger one an error.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import densedet  # noqa: E402,F401
+from densedet.apis import export_onnx, init_model  # noqa: E402
+
+
+def compare_with_onnxruntime(wrapper, path, shape, channels, scale, seed=0):
+    """Max abs difference between PyTorch and onnxruntime (CPU) on a seeded input."""
+    import onnxruntime as ort
+    x = torch.from_numpy(np.random.RandomState(seed).rand(1, channels, *shape).astype(np.float32) * scale)
+    with torch.no_grad():
+        ref = wrapper(x)
+    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    outs = session.run(None, {'input': x.numpy()})
+    return max(float(np.abs(o - r.numpy()).max()) for o, r in zip(outs, ref))
+
+
+def add_metadata(path, meta):
+    import onnx
+    model = onnx.load(path)
+    for key in ('classes', 'palette'):
+        if meta.get(key) is not None:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, json.dumps([list(v) if isinstance(v, tuple) else v for v in meta[key]])
+    onnx.save(model, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', nargs='?', help='omit for random weights')
+    parser.add_argument('--shape', type=int, nargs='+', required=True, help='H W (volumes: D H W)')
+    parser.add_argument('--out', help='default: the config name + .onnx')
+    parser.add_argument('--opset', type=int, default=18, help="18: the exporter's own (no version conversion)")
+    parser.add_argument('--atol', type=float, help='fail when onnxruntime differs from PyTorch by more')
+    parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
+    args = parser.parse_args(argv)
+    model = init_model(args.config, args.checkpoint)
+    out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
+    wrapper = export_onnx(model, out, args.shape, opset=args.opset)
+    add_metadata(out, model.dataset_meta or {})
+    print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB)')
+    if model.kind == 'det':
+        print('detector: exported backbone + neck (feature maps); the RPN / RoI heads and NMS are not '
+              'exported (data-dependent RoI counts; RoIAlign / NMS need mmdeploy-style custom ops)')
+    if args.no_check:
+        return None
+    channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if model.kind == 'volume' else 3
+    diff = compare_with_onnxruntime(wrapper, out, args.shape, channels, 1.0 if model.kind == 'volume' else 255.0)
+    print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g}')
+    if args.atol is not None and diff > args.atol:
+        sys.exit(f'max abs difference {diff:.3g} > --atol {args.atol}')
+    return diff
+
+
+if __name__ == '__main__':
+    main()

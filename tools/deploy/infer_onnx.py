@@ -1,0 +1,87 @@
+"""Segment images with an exported model (tools/deploy/export_onnx.py): onnxruntime, numpy, OpenCV
+and Pillow only (no torch, no mmcv at run time).
+
+    python tools/deploy/infer_onnx.py MODEL.onnx INPUT [--out-dir DIR] [--opacity A]
+
+INPUT: an image, a folder of images or a quoted glob. Each image is resized to the model's input
+size, segmented, and the label map resized back (nearest). Writes ``overlays/<name>.png`` (the prediction's palette colours
+blended over the image) and ``pred/<name>.png`` (palette PNG, pixel value = class index), as
+tools/infer.py does; classes / palette come from the ONNX metadata.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def images_of(source):
+    if osp.isdir(source):
+        return sorted(osp.join(source, f) for f in os.listdir(source) if f.lower().endswith(SUFFIXES))
+    return [source] if osp.isfile(source) else sorted(glob.glob(source, recursive=True))
+
+
+def palette_of(session, num_classes):
+    meta = session.get_modelmeta().custom_metadata_map
+    if 'palette' in meta:
+        return np.array(json.loads(meta['palette']), np.uint8)
+    return np.random.RandomState(42).randint(0, 256, (num_classes, 3)).astype(np.uint8)  # mmseg's fallback
+
+
+def segment(session, img, shape):
+    h, w = img.shape[:2]
+    x = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    logits = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
+    label = logits.argmax(0).astype(np.uint8)
+    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('model')
+    parser.add_argument('input')
+    parser.add_argument('--out-dir', default='work_dirs/infer_onnx')
+    parser.add_argument('--opacity', type=float, default=0.5)
+    args = parser.parse_args(argv)
+    session = ort.InferenceSession(args.model, providers=['CPUExecutionProvider'])
+    shape = session.get_inputs()[0].shape[2:]
+    paths = images_of(args.input)
+    if not paths:
+        raise SystemExit(f'no input found at {args.input!r}')
+    for sub in ('overlays', 'pred'):
+        os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
+    num_classes = session.get_outputs()[0].shape[1]
+    palette = palette_of(session, num_classes)
+    flat = palette.ravel().tolist()[:768]
+    done, failed, start = 0, [], time.perf_counter()
+    for path in paths:
+        img = cv2.imread(path)
+        if img is None:
+            failed.append(path)
+            print(f'skipped {path}: not a readable image')
+            continue
+        label = segment(session, img, shape)
+        stem = osp.splitext(osp.basename(path))[0]
+        color = palette[label][..., ::-1]  # palette is RGB, OpenCV writes BGR
+        overlay = (img * (1 - args.opacity) + color * args.opacity).astype(np.uint8)
+        cv2.imwrite(osp.join(args.out_dir, 'overlays', f'{stem}.png'), overlay)
+        pred = Image.fromarray(label, mode='P')
+        pred.putpalette(flat + [0] * (768 - len(flat)))
+        pred.save(osp.join(args.out_dir, 'pred', f'{stem}.png'))
+        done += 1
+    elapsed = time.perf_counter() - start
+    print(f'{done} images in {elapsed:.1f} s ({done / elapsed:.2f} images/s); outputs: {args.out_dir}')
+    if failed:
+        print(f'{len(failed)} input(s) skipped: ' + ', '.join(failed))
+
+
+if __name__ == '__main__':
+    main()
