@@ -90,21 +90,24 @@ def exportable(model) -> nn.Module:
     raise ValueError('export_onnx takes a model from densedet.apis.init_model')
 
 
-def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, batch: int = 1) -> nn.Module:
-    """Exports ``model`` to ``path`` for inputs of ``(batch, C, *shape)`` (shape: H W, or D H W for
-    volumes; the sizes are fixed in the graph). Returns the exported wrapper (to compare with
-    onnxruntime).
+def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic_batch: bool = False) -> nn.Module:
+    """Exports ``model`` to ``path`` for inputs of ``(N, C, *shape)`` (shape: H W, or D H W for
+    volumes; fixed in the graph). ``dynamic_batch``: N is free (else 1). Returns the exported
+    wrapper (to compare with onnxruntime).
 
-    Dynamic sizes are not offered: with torch 2.14's exporter and onnxruntime 1.32, a graph with a
-    free batch or image size failed in onnxruntime (UperNet: a Resize with scales on the batch axis,
-    a GatherND out of range in the adaptive pooling) or at export (the batch specialised to <= 2)."""
+    Free image sizes are not offered: with torch 2.14's exporter and onnxruntime 1.32 a UperNet
+    graph exported with symbolic H / W ran at the export size but failed at others in onnxruntime
+    (a GatherND out of range in the adaptive pooling of the PPM)."""
     wrapper = exportable(model)
     channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if model.kind == 'volume' else 3
-    example = torch.rand(batch, channels, *shape) * (1 if model.kind == 'volume' else 255)
-    with torch.no_grad():
+    # A dynamic batch is traced with 2 (1 would be specialised) and without mkldnn: its conv backend
+    # choice depends on the batch size, which would put a batch guard into the graph.
+    example = torch.rand(2 if dynamic_batch else 1, channels, *shape) * (1 if model.kind == 'volume' else 255)
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=not dynamic_batch):
         outputs = ['logits'] if model.kind != 'det' else [f'feat{i}' for i in range(len(wrapper(example)))]
+        dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)}, ) if dynamic_batch else None
         # torch's dynamo exporter: the TorchScript one cannot export adaptive pooling (UperNet's
         # PPM) at sizes that are not multiples of the pooled sizes.
         torch.onnx.export(wrapper, (example,), path, input_names=['input'], output_names=outputs,
-                          opset_version=opset, dynamo=True)
+                          opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes)
     return wrapper

@@ -59,6 +59,20 @@ def test_exported_segmentor_matches_pytorch(config, shape, tmp_path):
             np.testing.assert_allclose(logits, direct.numpy(), rtol=0, atol=ATOL)
 
 
+def test_dynamic_batch_export_takes_other_batch_sizes(tmp_path):
+    torch.manual_seed(0)
+    model = init_model(osp.join(ROOT, 'configs/demo/upernet_rdnet_ade20k_demo.py'))
+    path = str(tmp_path / 'dynamic.onnx')
+    wrapper = export_onnx(model, path, (96, 128), dynamic_batch=True)
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 96, 128) * 255
+        with torch.no_grad():
+            expected = wrapper(x)
+        (logits,) = _run(path, x)
+        assert logits.shape == (batch, 150, 96, 128)
+        np.testing.assert_allclose(logits, expected.numpy(), rtol=0, atol=ATOL)
+
+
 def test_detector_exports_backbone_and_neck(tmp_path):
     torch.manual_seed(0)
     model = init_model(osp.join(ROOT, 'configs/demo/mask-rcnn_rdnet_coco_demo.py'))
