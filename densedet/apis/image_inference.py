@@ -167,7 +167,7 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
         done += 1
         return _draw(vis, model, img_bgr, sample, score_thr)
 
-    videos = [f for f in files if f.lower().endswith(VIDEO_SUFFIXES)]
+    videos = {f for f in files if f.lower().endswith(VIDEO_SUFFIXES)}
     bar = ProgressBar(len(files) - len(videos)) if progress and len(files) > len(videos) else None
     for path in files:
         stem = osp.splitext(osp.basename(path))[0]

@@ -90,6 +90,15 @@ def exportable(model) -> nn.Module:
     raise ValueError('export_onnx takes a model from densedet.apis.init_model')
 
 
+def example_input(model, shape: Sequence[int], batch: int = 1, seed=None) -> torch.Tensor:
+    """A random input of the exported graph: ``(batch, C, *shape)`` pixels in 0..255 for 2D models,
+    intensities in 0..1 for volumes (``C`` from the config's backbone)."""
+    volume = model.kind == 'volume'
+    channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if volume else 3
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.rand(batch, channels, *shape, generator=generator) * (1 if volume else 255)
+
+
 def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic_batch: bool = False) -> nn.Module:
     """Exports ``model`` to ``path`` for inputs of ``(N, C, *shape)`` (shape: H W, or D H W for
     volumes; fixed in the graph). ``dynamic_batch``: N is free (else 1). Returns the exported
@@ -99,10 +108,9 @@ def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic
     graph exported with symbolic H / W ran at the export size but failed at others in onnxruntime
     (a GatherND out of range in the adaptive pooling of the PPM)."""
     wrapper = exportable(model)
-    channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if model.kind == 'volume' else 3
     # A dynamic batch is traced with 2 (1 would be specialised) and without mkldnn: its conv backend
     # choice depends on the batch size, which would put a batch guard into the graph.
-    example = torch.rand(2 if dynamic_batch else 1, channels, *shape) * (1 if model.kind == 'volume' else 255)
+    example = example_input(model, shape, batch=2 if dynamic_batch else 1)
     with torch.no_grad(), torch.backends.mkldnn.flags(enabled=not dynamic_batch):
         outputs = ['logits'] if model.kind != 'det' else [f'feat{i}' for i in range(len(wrapper(example)))]
         dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)}, ) if dynamic_batch else None

@@ -137,12 +137,10 @@ def softnms(boxes, scores, dets, iou_threshold, sigma, min_score, method, offset
     n = boxes.size(0)
     if n == 0:
         return boxes.new_zeros(0, dtype=torch.long)
-    boxes = boxes.contiguous()
-    scores = scores.clone()
+    boxes, scores = boxes.clone(), scores.clone()  # reordered in place below
     x1, y1, x2, y2 = boxes.unbind(1)
     areas = (x2 - x1 + offset) * (y2 - y1 + offset)
     order = torch.arange(n)
-    boxes = boxes.clone()
     # Step i swaps the highest remaining score to position i (mmcv's in-place order) and decays
     # the scores of the active boxes after it; boxes below min_score drop out of [0, alive).
     alive = n
@@ -197,9 +195,14 @@ class _TorchvisionOpsFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(MODULE, os.path.abspath(__file__))
 
 
+def _finder_installed() -> bool:
+    # By class name: the .pth hook, densedet.ops.mmcv_ext and mmcv._ext are separate module objects.
+    return any(type(f).__name__ == _TorchvisionOpsFinder.__name__ for f in sys.meta_path)
+
+
 def install_finder():
     """Makes ``import mmcv._ext`` fall back to this file (idempotent)."""
-    if not any(type(f).__name__ == _TorchvisionOpsFinder.__name__ for f in sys.meta_path):
+    if not _finder_installed():
         sys.meta_path.append(_TorchvisionOpsFinder())
 
 
@@ -211,8 +214,7 @@ def backend():
     compiled = importlib.machinery.PathFinder.find_spec(MODULE, mmcv_spec.submodule_search_locations)
     if compiled is not None:
         return 'compiled'
-    return 'torchvision' if any(type(f).__name__ == _TorchvisionOpsFinder.__name__
-                                for f in sys.meta_path) else 'missing'
+    return 'torchvision' if _finder_installed() else 'missing'
 
 
 def pth_line(path=None):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from densedet.apis.config import is_volume_model
+from densedet.apis.image_inference import model_kind
 from densedet.ops.mmcv_ext import SERVED
 from test_configs import record_mmcv_ext_calls
 
@@ -18,14 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
 
 
-def _kind(path):
-    cfg = Config.fromfile(path)
-    if is_volume_model(cfg.model):
-        return 'volume'
-    return 'det' if cfg.get('default_scope') == 'mmdet' else 'seg'
-
-
-KINDS = {p: _kind(p) for p in CONFIGS}
+KINDS = {p: model_kind(Config.fromfile(p)) for p in CONFIGS}
 SEG = [p for p in CONFIGS if KINDS[p] == 'seg']
 DET = [p for p in CONFIGS if KINDS[p] == 'det']
 ids = [osp.relpath(p, ROOT) for p in CONFIGS]

@@ -12,6 +12,7 @@ import torch
 ort = pytest.importorskip('onnxruntime')
 
 from densedet.apis import export_onnx, init_model  # noqa: E402
+from densedet.apis.onnx_export import example_input  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Logits of random-weight models reach ~10-100; float32 graphs reorder sums: 1e-3 absolute
@@ -42,8 +43,7 @@ def test_exported_segmentor_matches_pytorch(config, shape, tmp_path):
     model = init_model(osp.join(ROOT, config))
     path = str(tmp_path / 'model.onnx')
     wrapper = export_onnx(model, path, shape)
-    channels = 1 if model.kind == 'volume' else 3
-    x = torch.rand(1, channels, *shape) * (1 if model.kind == 'volume' else 255)
+    x = example_input(model, shape, seed=1)
     with torch.no_grad():
         expected = wrapper(x)
     (logits,) = _run(path, x)

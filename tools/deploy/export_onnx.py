@@ -22,12 +22,13 @@ import torch  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis import export_onnx, init_model  # noqa: E402
+from densedet.apis.onnx_export import example_input  # noqa: E402
 
 
-def compare_with_onnxruntime(wrapper, path, shape, channels, scale, seed=0):
+def compare_with_onnxruntime(model, wrapper, path, shape, seed=0):
     """Max abs difference between PyTorch and onnxruntime (CPU) on a seeded input."""
     import onnxruntime as ort
-    x = torch.from_numpy(np.random.RandomState(seed).rand(1, channels, *shape).astype(np.float32) * scale)
+    x = example_input(model, shape, seed=seed)
     with torch.no_grad():
         ref = wrapper(x)
     ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
@@ -67,8 +68,7 @@ def main(argv=None):
               'exported (data-dependent RoI counts; RoIAlign / NMS need mmdeploy-style custom ops)')
     if args.no_check:
         return None
-    channels = model.cfg.model.get('backbone', {}).get('in_channels', 1) if model.kind == 'volume' else 3
-    diff = compare_with_onnxruntime(wrapper, out, args.shape, channels, 1.0 if model.kind == 'volume' else 255.0)
+    diff = compare_with_onnxruntime(model, wrapper, out, args.shape)
     print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g}')
     if args.atol is not None and diff > args.atol:
         sys.exit(f'max abs difference {diff:.3g} > --atol {args.atol}')

@@ -20,6 +20,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+# densedet.apis.collect_inputs does the same but importing densedet imports torch, which this
+# script must run without.
 SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
