@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +12,20 @@ sys.path.insert(0, ROOT)
 import densedet  # noqa: E402,F401
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# Peak temporary space of a run (largest test + session data; passed tests' files are removed,
+# setup.cfg). Below it, checkpoint writes fail in dozens of tests with no word about the disk.
+MIN_FREE_TMP_GIB = 3
+
+
+def pytest_sessionstart(session):
+    basetemp = session.config.option.basetemp or tempfile.gettempdir()
+    probe = basetemp if os.path.isdir(basetemp) else os.path.dirname(os.path.abspath(basetemp))
+    free_gib = shutil.disk_usage(probe).free / 2**30
+    if free_gib < MIN_FREE_TMP_GIB:
+        pytest.exit(f'the tests need {MIN_FREE_TMP_GIB} GiB free for temporary files under {probe}; '
+                    f'{free_gib:.1f} GiB are free. Free space or point TMPDIR (or --basetemp) at a larger disk.',
+                    returncode=1)
 
 
 @pytest.fixture(scope='session')

@@ -12,13 +12,23 @@ over the whole input (``test_cfg.mode='slide'`` configs are exported as one wind
 shape: resize the image to it, as ``tools/deploy/infer_onnx.py`` does); volume segmentors export
 one window (``--shape D H W``), the sliding window stays outside.
 
+``dynamic_size=True`` (2D models) leaves H and W free as multiples of ``size_divisor`` (32); pad an
+image to the next multiple, as mmseg's ``size_divisor`` does (``infer_onnx.py`` pads with
+:func:`pad_pixel`, zero after normalisation), and crop the logits. For it the adaptive average
+pooling (UperNet's PPM) is exported as two averaging matrices built from the input size: the
+exporter's own decomposition is specialised to the example size and fails in onnxruntime at others.
+
 Detectors: the RoI heads (RoIAlign over a data-dependent number of proposals) and the NMS are
 not exported; :func:`export_onnx` exports backbone + neck (the FPN feature maps) for them.
 """
+import copy
 from typing import Sequence
 
 import torch
 import torch.nn as nn
+
+# Free-size graphs take multiples of it: every 2D family's output stride divides 32.
+SIZE_DIVISOR = 32
 
 
 class _Preprocess(nn.Module):
@@ -38,6 +48,16 @@ class _Preprocess(nn.Module):
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x
+
+
+def pad_pixel(model) -> list:
+    """The raw input pixel (the graph's channel order) that the graph normalises to zero: what a
+    free-size graph's input is padded with (mmseg pads with zero after normalisation)."""
+    pre = _Preprocess(model.data_preprocessor)
+    if pre.mean is None:
+        return [0.0] * 3
+    mean = pre.mean.flatten().tolist()
+    return mean[::-1] if pre.bgr_to_rgb else mean
 
 
 class _OnImages(nn.Module):
@@ -99,23 +119,68 @@ def example_input(model, shape: Sequence[int], batch: int = 1, seed=None) -> tor
     return torch.rand(batch, channels, *shape, generator=generator) * (1 if volume else 255)
 
 
-def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic_batch: bool = False) -> nn.Module:
-    """Exports ``model`` to ``path`` for inputs of ``(N, C, *shape)`` (shape: H W, or D H W for
-    volumes; fixed in the graph). ``dynamic_batch``: N is free (else 1). Returns the exported
-    wrapper (to compare with onnxruntime).
+class MatrixAdaptiveAvgPool2d(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` as ``P_h @ x @ P_w^T`` with averaging matrices built from the input
+    size (bin ``i`` of ``o`` over ``n``: ``[floor(i n / o), ceil((i + 1) n / o))``, PyTorch's bins).
+    Same values up to float summation order; exports with a symbolic input size."""
 
-    Free image sizes are not offered: with torch 2.14's exporter and onnxruntime 1.32 a UperNet
-    graph exported with symbolic H / W ran at the export size but failed at others in onnxruntime
-    (a GatherND out of range in the adaptive pooling of the PPM)."""
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, ) * 2
+
+    @staticmethod
+    def averaging_matrix(bins: int, size, like: torch.Tensor) -> torch.Tensor:
+        i = torch.arange(bins, device=like.device)
+        start = torch.div(i * size, bins, rounding_mode='floor')
+        end = torch.div((i + 1) * size + bins - 1, bins, rounding_mode='floor')
+        j = torch.arange(size, device=like.device)
+        inside = (j[None] >= start[:, None]) & (j[None] < end[:, None])
+        return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+    def forward(self, x):
+        oh, ow = (size if o is None else o for o, size in zip(self.output_size, x.shape[-2:]))
+        rows = self.averaging_matrix(oh, x.shape[-2], x)
+        cols = self.averaging_matrix(ow, x.shape[-1], x)
+        return torch.matmul(torch.matmul(rows, x), cols.transpose(0, 1))
+
+
+def _with_matrix_pooling(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose ``nn.AdaptiveAvgPool2d`` layers are :class:`MatrixAdaptiveAvgPool2d`."""
+    module = copy.deepcopy(module)
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.AdaptiveAvgPool2d):
+                setattr(parent, name, MatrixAdaptiveAvgPool2d(child.output_size))
+    return module
+
+
+def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic_batch: bool = False,
+                dynamic_size: bool = False, size_divisor: int = SIZE_DIVISOR) -> nn.Module:
+    """Exports ``model`` to ``path`` for inputs of ``(N, C, *shape)`` (shape: H W, or D H W for
+    volumes). ``dynamic_batch``: N is free (else 1). ``dynamic_size`` (2D models): H and W are free
+    multiples of ``size_divisor`` (else ``shape``; ``shape`` must be such multiples). Returns the
+    exported wrapper (to compare with onnxruntime)."""
     wrapper = exportable(model)
+    dims = {}
+    if dynamic_batch:
+        dims[0] = torch.export.Dim('batch', min=1, max=1024)
+    if dynamic_size:
+        if model.kind == 'volume':
+            raise ValueError('dynamic_size: volume models are exported as one sliding window of a fixed size')
+        if any(s % size_divisor for s in shape):
+            raise ValueError(f'dynamic_size: the example shape {tuple(shape)} must be a multiple of '
+                             f'size_divisor={size_divisor}')
+        # Sizes declared as multiples: the exporter can then prove that every stride divides them.
+        for axis, name in ((2, 'height'), (3, 'width')):
+            dims[axis] = size_divisor * torch.export.Dim(f'{name}_div{size_divisor}', min=1, max=8192 // size_divisor)
+    traced = _with_matrix_pooling(wrapper) if dynamic_size else wrapper
     # A dynamic batch is traced with 2 (1 would be specialised) and without mkldnn: its conv backend
     # choice depends on the batch size, which would put a batch guard into the graph.
     example = example_input(model, shape, batch=2 if dynamic_batch else 1)
     with torch.no_grad(), torch.backends.mkldnn.flags(enabled=not dynamic_batch):
         outputs = ['logits'] if model.kind != 'det' else [f'feat{i}' for i in range(len(wrapper(example)))]
-        dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)}, ) if dynamic_batch else None
         # torch's dynamo exporter: the TorchScript one cannot export adaptive pooling (UperNet's
         # PPM) at sizes that are not multiples of the pooled sizes.
-        torch.onnx.export(wrapper, (example,), path, input_names=['input'], output_names=outputs,
-                          opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes)
+        torch.onnx.export(traced, (example,), path, input_names=['input'], output_names=outputs,
+                          opset_version=opset, dynamo=True, dynamic_shapes=(dims, ) if dims else None)
     return wrapper

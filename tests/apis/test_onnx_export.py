@@ -1,10 +1,12 @@
 """ONNX export (densedet/apis/onnx_export.py, tools/deploy/): every exported segmentor family runs in
 onnxruntime (CPU provider) and matches PyTorch on the same weights and input; tools/deploy/infer_onnx.py
 segments images without torch. Needs requirements/deploy.txt (make test installs it)."""
+import json
 import os.path as osp
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ import torch
 ort = pytest.importorskip('onnxruntime')
 
 from densedet.apis import export_onnx, init_model  # noqa: E402
-from densedet.apis.onnx_export import example_input  # noqa: E402
+from densedet.apis.onnx_export import MatrixAdaptiveAvgPool2d, _Preprocess, example_input, pad_pixel  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Logits of random-weight models reach ~10-100; float32 graphs reorder sums: 1e-3 absolute
@@ -115,3 +117,75 @@ def test_cli_export_then_onnx_inference_without_torch(repo_root, demo_data, tmp_
         label = Image.open(tmp_path / 'out' / 'pred' / f'{name}.png')
         assert label.mode == 'P' and label.size == (128, 96) and np.asarray(label).max() < 150
         assert (tmp_path / 'out' / 'overlays' / f'{name}.png').exists()
+
+
+@pytest.mark.parametrize('size', [(7, 9), (13, 5), (6, 6), (1, 1), (24, 40), (3, 11)])
+@pytest.mark.parametrize('output_size', [1, 2, 3, 6, (2, 5), (None, 3)])
+def test_matrix_adaptive_pooling_equals_pytorch(size, output_size):
+    x = torch.randn(2, 4, *size)
+    expected = torch.nn.functional.adaptive_avg_pool2d(x, output_size)
+    torch.testing.assert_close(MatrixAdaptiveAvgPool2d(output_size)(x), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize('config', [
+    'configs/demo/upernet_rdnet_ade20k_demo.py',  # UperNet's PPM: adaptive pooling of a free-size map
+    'configs/fcdensenet/fcdensenet56_camvid.py',  # centre crops after the transposed convs
+    'configs/unetpp/unetpp_drive.py',
+])
+def test_dynamic_size_export_runs_at_other_sizes(config, tmp_path):
+    torch.manual_seed(0)
+    model = init_model(osp.join(ROOT, config))
+    path = str(tmp_path / 'free.onnx')
+    wrapper = export_onnx(model, path, (64, 96), dynamic_size=True)
+    num_classes = model.cfg.model.decode_head.num_classes
+    for shape in ((64, 96), (96, 64), (128, 160), (32, 32)):
+        x = example_input(model, shape, seed=2)
+        with torch.no_grad():
+            expected = wrapper(x)
+        (logits,) = _run(path, x)
+        assert logits.shape == (1, num_classes, *shape)
+        np.testing.assert_allclose(logits, expected.numpy(), rtol=0, atol=ATOL)
+
+
+def test_dynamic_size_rejects_volumes_and_sizes_off_the_divisor(tmp_path):
+    volume = init_model(osp.join(ROOT, 'configs/demo/denseunet3d_msd-liver_demo.py'))
+    with pytest.raises(ValueError, match='volume models'):
+        export_onnx(volume, str(tmp_path / 'v.onnx'), (16, 32, 32), dynamic_size=True)
+    image = init_model(osp.join(ROOT, 'configs/unetpp/unetpp_drive.py'))
+    with pytest.raises(ValueError, match='multiple of size_divisor=32'):
+        export_onnx(image, str(tmp_path / 'i.onnx'), (64, 100), dynamic_size=True)
+
+
+def test_cli_dynamic_size_export_segments_images_at_their_own_size(repo_root, tmp_path):
+    model_path = tmp_path / 'free.onnx'
+    out = subprocess.run([sys.executable, 'tools/deploy/export_onnx.py', 'configs/fcdensenet/fcdensenet56_camvid.py',
+                          '--shape', '64', '96', '--dynamic-size', '--out', str(model_path), '--atol', str(ATOL)],
+                         cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '(input 64x96 and 96x160)' in out.stdout
+    session = ort.InferenceSession(str(model_path), providers=['CPUExecutionProvider'])
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    model = init_model(osp.join(ROOT, 'configs/fcdensenet/fcdensenet56_camvid.py'))
+    assert meta['size_divisor'] == 32 and meta['pad_pixel'] == pytest.approx(pad_pixel(model))
+    # the pixel the graph normalises to zero
+    pre = _Preprocess(model.data_preprocessor)
+    pixel = torch.tensor(meta['pad_pixel']).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    torch.testing.assert_close(pre(pixel), torch.zeros(1, 3, 2, 2), rtol=0, atol=1e-5)
+    rng = np.random.RandomState(0)
+    images = tmp_path / 'images'
+    images.mkdir()
+    sizes = {'odd': (70, 101), 'exact': (64, 96)}
+    for name, (h, w) in sizes.items():
+        cv2.imwrite(str(images / f'{name}.png'), rng.randint(0, 256, (h, w, 3), np.uint8))
+    out = subprocess.run([sys.executable, 'tools/deploy/infer_onnx.py', str(model_path), str(images), '--out-dir',
+                          str(tmp_path / 'out')], cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from PIL import Image
+    for name, (h, w) in sizes.items():
+        img = cv2.imread(str(images / f'{name}.png')).astype(np.float32)
+        padded = np.empty((-(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
+        padded[...] = meta['pad_pixel']
+        padded[:h, :w] = img
+        (logits,) = session.run(None, {'input': padded.transpose(2, 0, 1)[None]})
+        label = np.asarray(Image.open(tmp_path / 'out' / 'pred' / f'{name}.png'))
+        np.testing.assert_array_equal(label, logits[0].argmax(0)[:h, :w])

@@ -1,14 +1,18 @@
 """Export a densedet segmentor (or a detector's backbone + neck) to ONNX and check it with onnxruntime.
 
-    python tools/deploy/export_onnx.py CONFIG CKPT --shape H W [--out FILE] [--dynamic-batch] [--opset N] [--atol A] [--no-check]
+    python tools/deploy/export_onnx.py CONFIG CKPT --shape H W [--out FILE] [--dynamic-batch] [--dynamic-size]
+                                       [--opset N] [--atol A] [--no-check]
     python tools/deploy/export_onnx.py configs/demo/denseunet3d_msd-liver_demo.py CKPT --shape 32 96 96
 
 Input: float32 BGR pixels 0..255, (N, 3, H, W) (volumes: (N, C, D, H, W) after the config's test
 transforms, one sliding window); output: logits at the input size (docs in
 densedet/apis/onnx_export.py). Classes and palette of the checkpoint go into the ONNX metadata
-(``classes``, ``palette``, JSON), read by tools/deploy/infer_onnx.py. With onnxruntime installed
-(``pip install -r requirements/deploy.txt``) the export is run once on the CPU provider and the
-max abs difference against PyTorch is printed; ``--atol`` makes a larger one an error.
+(``classes``, ``palette``, JSON), read by tools/deploy/infer_onnx.py; a ``--dynamic-size`` graph
+(H, W any multiples of 32) also records ``size_divisor`` and ``pad_pixel`` (the input pixel that
+normalises to zero, what mmseg pads with). With onnxruntime installed
+(``pip install -r requirements/deploy.txt``) the export is run on the CPU provider and the max abs
+difference against PyTorch is printed (a ``--dynamic-size`` graph also at a second size);
+``--atol`` makes a larger one an error.
 """
 import argparse
 import json
@@ -22,7 +26,7 @@ import torch  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis import export_onnx, init_model  # noqa: E402
-from densedet.apis.onnx_export import example_input  # noqa: E402
+from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel  # noqa: E402
 
 
 def compare_with_onnxruntime(model, wrapper, path, shape, seed=0):
@@ -37,13 +41,15 @@ def compare_with_onnxruntime(model, wrapper, path, shape, seed=0):
     return max(float(np.abs(o - r.numpy()).max()) for o, r in zip(outs, ref))
 
 
-def add_metadata(path, meta):
+def add_metadata(path, meta, extra=None):
     import onnx
     model = onnx.load(path)
-    for key in ('classes', 'palette'):
-        if meta.get(key) is not None:
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, json.dumps([list(v) if isinstance(v, tuple) else v for v in meta[key]])
+    entries = {key: [list(v) if isinstance(v, tuple) else v for v in meta[key]]
+               for key in ('classes', 'palette') if meta.get(key) is not None}
+    entries.update(extra or {})
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
     onnx.save(model, path)
 
 
@@ -53,23 +59,30 @@ def main(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='omit for random weights')
     parser.add_argument('--shape', type=int, nargs='+', required=True, help='H W (volumes: D H W)')
     parser.add_argument('--out', help='default: the config name + .onnx')
-    parser.add_argument('--dynamic-batch', action='store_true', help='free batch size (image size stays --shape)')
+    parser.add_argument('--dynamic-batch', action='store_true', help='free batch size')
+    parser.add_argument('--dynamic-size', action='store_true',
+                        help=f'2D models: free H and W, multiples of {SIZE_DIVISOR} (--shape is the example size)')
     parser.add_argument('--opset', type=int, default=18, help="18: the exporter's own (no version conversion)")
     parser.add_argument('--atol', type=float, help='fail when onnxruntime differs from PyTorch by more')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
     args = parser.parse_args(argv)
     model = init_model(args.config, args.checkpoint)
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
-    wrapper = export_onnx(model, out, args.shape, opset=args.opset, dynamic_batch=args.dynamic_batch)
-    add_metadata(out, model.dataset_meta or {})
+    wrapper = export_onnx(model, out, args.shape, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                          dynamic_size=args.dynamic_size)
+    extra = dict(size_divisor=SIZE_DIVISOR, pad_pixel=pad_pixel(model)) if args.dynamic_size else None
+    add_metadata(out, model.dataset_meta or {}, extra)
     print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB)')
     if model.kind == 'det':
         print('detector: exported backbone + neck (feature maps); the RPN / RoI heads and NMS are not '
               'exported (data-dependent RoI counts; RoIAlign / NMS need mmdeploy-style custom ops)')
     if args.no_check:
         return None
-    diff = compare_with_onnxruntime(model, wrapper, out, args.shape)
-    print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g}')
+    # A free-size graph is checked off its example size too: that is where exports go wrong.
+    shapes = [args.shape] + ([[s + SIZE_DIVISOR * (i + 1) for i, s in enumerate(args.shape)]] if args.dynamic_size else [])
+    diff = max(compare_with_onnxruntime(model, wrapper, out, shape) for shape in shapes)
+    sizes = ' and '.join('x'.join(map(str, shape)) for shape in shapes)
+    print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g} (input {sizes})')
     if args.atol is not None and diff > args.atol:
         sys.exit(f'max abs difference {diff:.3g} > --atol {args.atol}')
     return diff

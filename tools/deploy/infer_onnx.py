@@ -3,8 +3,10 @@ and Pillow only (no torch, no mmcv at run time).
 
     python tools/deploy/infer_onnx.py MODEL.onnx INPUT [--out-dir DIR] [--opacity A]
 
-INPUT: an image, a folder of images or a quoted glob. Each image is resized to the model's input
-size, segmented, and the label map resized back (nearest). Writes ``overlays/<name>.png`` (the prediction's palette colours
+INPUT: an image, a folder of images or a quoted glob. For a fixed-size graph each image is resized
+to the model's input size, segmented, and the label map resized back (nearest); a free-size graph
+(``export_onnx.py --dynamic-size``) gets the image at its own size, padded at the bottom / right to
+the graph's ``size_divisor`` with its ``pad_pixel``, and the label map is cropped back. Writes ``overlays/<name>.png`` (the prediction's palette colours
 blended over the image) and ``pred/<name>.png`` (palette PNG, pixel value = class index), as
 tools/infer.py does; classes / palette come from the ONNX metadata.
 """
@@ -31,19 +33,36 @@ def images_of(source):
     return [source] if osp.isfile(source) else sorted(glob.glob(source, recursive=True))
 
 
-def palette_of(session, num_classes):
-    meta = session.get_modelmeta().custom_metadata_map
+def metadata(session):
+    """The JSON metadata export_onnx.py wrote (classes, palette, size_divisor, pad_pixel)."""
+    meta = {}
+    for key, value in session.get_modelmeta().custom_metadata_map.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:  # another tool's plain-text entry
+            meta[key] = value
+    return meta
+
+
+def palette_of(meta, num_classes):
     if 'palette' in meta:
-        return np.array(json.loads(meta['palette']), np.uint8)
+        return np.array(meta['palette'], np.uint8)
     return np.random.RandomState(42).randint(0, 256, (num_classes, 3)).astype(np.uint8)  # mmseg's fallback
 
 
-def segment(session, img, shape):
+def segment(session, img, shape, meta):
     h, w = img.shape[:2]
-    x = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    fixed = all(isinstance(s, int) for s in shape)
+    if fixed:
+        x = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    else:  # symbolic H / W: any multiple of size_divisor
+        div = int(meta.get('size_divisor', 1))
+        x = np.empty((-(-h // div) * div, -(-w // div) * div, 3), np.float32)
+        x[...] = np.asarray(meta.get('pad_pixel', [0, 0, 0]), np.float32)
+        x[:h, :w] = img
     logits = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
     label = logits.argmax(0).astype(np.uint8)
-    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST) if fixed else label[:h, :w]
 
 
 def main(argv=None):
@@ -61,7 +80,8 @@ def main(argv=None):
     for sub in ('overlays', 'pred'):
         os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
     num_classes = session.get_outputs()[0].shape[1]
-    palette = palette_of(session, num_classes)
+    meta = metadata(session)
+    palette = palette_of(meta, num_classes)
     flat = palette.ravel().tolist()[:768]
     done, failed, start = 0, [], time.perf_counter()
     for path in paths:
@@ -70,7 +90,7 @@ def main(argv=None):
             failed.append(path)
             print(f'skipped {path}: not a readable image')
             continue
-        label = segment(session, img, shape)
+        label = segment(session, img, shape, meta)
         stem = osp.splitext(osp.basename(path))[0]
         color = palette[label][..., ::-1]  # palette is RGB, OpenCV writes BGR
         overlay = (img * (1 - args.opacity) + color * args.opacity).astype(np.uint8)

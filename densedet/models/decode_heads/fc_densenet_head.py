@@ -3,6 +3,7 @@ from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
@@ -14,13 +15,14 @@ from ..utils import check_in_channels
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Crops the trailing spatial dims of ``x`` to ``size`` around the centre (Lasagne's 'center')."""
-    slices = [slice(None), slice(None)]
+    pads = []
     for have, want in zip(x.shape[2:], size):
         if have < want:
             raise ValueError(f'center_crop: map of size {tuple(x.shape[2:])} is smaller than {tuple(size)}')
         start = (have - want) // 2
-        slices.append(slice(start, start + want))
-    return x[tuple(slices)]
+        pads = [-start, -(have - want - start)] + pads  # F.pad order: last dim first
+    # negative padding, not slicing: torch.export keeps the cropped size symbolic (free-size ONNX)
+    return F.pad(x, pads)
 
 
 @MODELS.register_module()
