@@ -39,15 +39,18 @@ demo-coco: setup data/coco_demo/annotations/instances_val2017.json
 		--show-dir overlays --out $(COCO_DEMO_DIR)/results/coco
 	@echo "demo outputs: $(COCO_DEMO_DIR) (results/coco.{bbox,segm}.json, <timestamp>/overlays/*.png)"
 
-VOLUME_DEMO_CFG := configs/demo/denseunet3d_msd-liver_demo.py
+VOLUME_DEMO_CFG := configs/demo/denseunet3d_msd-liver_demo_preprocessed.py
 VOLUME_DEMO_DIR := work_dirs/demo_3d
 
 data/msd_demo/Task03_Liver/dataset.json: | setup
 	$(PYTHON) tools/data/make_demo_msd.py --out data/msd_demo/Task03_Liver
 
-# 3D DenseUNet on the embedded synthetic MSD-layout CT task: train, Dice / HD95 on the held-out
-# cases, predicted NIfTI files (input affine and header kept).
+# 3D DenseUNet on the embedded synthetic MSD-layout CT task: plan (spacing, CT normalisation,
+# folds), preprocess once (memory-mapped .npy), train on fold 0, Dice / HD95 on the fold's
+# validation cases in their original files, predicted NIfTI files (input affine and header kept).
 demo-3d: setup data/msd_demo/Task03_Liver/dataset.json
+	$(PYTHON) tools/data/plan_volumes.py $(VOLUME_DEMO_CFG)
+	$(PYTHON) tools/data/preprocess_volumes.py $(VOLUME_DEMO_CFG) --workers 2
 	$(PYTHON) tools/train.py $(VOLUME_DEMO_CFG) --work-dir $(VOLUME_DEMO_DIR)
 	$(PYTHON) tools/test.py $(VOLUME_DEMO_CFG) $$(cat $(VOLUME_DEMO_DIR)/last_checkpoint) --work-dir $(VOLUME_DEMO_DIR) \
 		--out $(VOLUME_DEMO_DIR)/pred_nifti

@@ -74,3 +74,24 @@ def msd_demo(tmp_path_factory):
     sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
     from make_demo_msd import generate
     return generate(str(tmp_path_factory.mktemp('msd') / 'Task03_Liver'), num_train=4, num_test=1, seed=1)
+
+
+@pytest.fixture(scope='session')
+def preprocessed_volume_config():
+    """``make(raw_root, out_dir) -> path``: configs/demo/denseunet3d_msd-liver_demo_preprocessed.py
+    written next to ``out_dir`` with its raw and preprocessed roots moved there (the config derives
+    several paths from them, which --cfg-options cannot follow)."""
+    demo = os.path.join(ROOT, 'configs', 'demo', 'denseunet3d_msd-liver_demo_preprocessed.py')
+
+    def make(raw_root, out_dir):
+        text = open(demo).read()
+        text = text.replace("'./denseunet3d_msd-liver_demo.py'",
+                            repr(os.path.join(ROOT, 'configs', 'demo', 'denseunet3d_msd-liver_demo.py')))
+        text = text.replace("'data/msd_demo/Task03_Liver_preprocessed'", repr(str(out_dir)))
+        text = text.replace("'data/msd_demo/Task03_Liver'", repr(str(raw_root)))
+        path = os.path.join(os.path.dirname(str(out_dir)), f'config_{os.path.basename(str(out_dir))}.py')
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    return make

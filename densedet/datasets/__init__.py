@@ -2,9 +2,11 @@
 from .camvid import CamVidDataset
 from .coco import CheckedCocoDataset
 from .nifti import read_nifti, write_nifti
+from .preprocessed import PreprocessedVolumeDataset
 from .volume import LiTSDataset, MSDDataset, NnUNetDataset, VolumeDataset
 
 __all__ = [
-    'CamVidDataset', 'CheckedCocoDataset', 'VolumeDataset', 'MSDDataset', 'NnUNetDataset', 'LiTSDataset', 'read_nifti',
+    'CamVidDataset', 'CheckedCocoDataset', 'VolumeDataset', 'MSDDataset', 'NnUNetDataset', 'LiTSDataset', 'PreprocessedVolumeDataset',
+    'read_nifti',
     'write_nifti'
 ]

@@ -19,6 +19,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.registry import DATASETS
 
 from .nifti import NIFTI_SUFFIXES
+from .planning import load_split
 
 
 def _strip_nifti(name: str) -> str:
@@ -35,6 +36,9 @@ class VolumeDataset(BaseDataset):
         data_root: the task folder.
         split: ``'train'`` (the labelled cases) or ``'test'`` (unlabelled images).
         cases: keep only these case ids (e.g. a validation fold), in this order.
+        splits_file, fold, fold_part: instead of ``cases``, the ``fold_part`` (``'train'`` or
+            ``'val'``) case ids of ``fold`` in a splits file (tools/data/plan_volumes.py writes
+            5 seeded folds).
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``pipeline``,
             ``test_mode``, ``indices``, ...).
     """
@@ -42,10 +46,15 @@ class VolumeDataset(BaseDataset):
     #: the description file under ``data_root`` (``ann_file`` overrides it)
     default_ann_file = ''
 
-    def __init__(self, data_root: str, split: str = 'train', cases: Optional[Sequence[str]] = None, **kwargs):
+    def __init__(self, data_root: str, split: str = 'train', cases: Optional[Sequence[str]] = None,
+                 splits_file: Optional[str] = None, fold: Optional[int] = None, fold_part: str = 'train', **kwargs):
         kwargs.setdefault('ann_file', self.default_ann_file)
         if split not in ('train', 'test'):
             raise ValueError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
+        if splits_file is not None:
+            if cases is not None or fold is None:
+                raise ValueError(f'{type(self).__name__}: splits_file needs fold (and no cases)')
+            cases = load_split(splits_file, fold, fold_part)
         self.split = split
         self.cases = list(cases) if cases is not None else None
         kwargs.setdefault('serialize_data', False)

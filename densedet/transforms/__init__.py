@@ -1,8 +1,10 @@
 from .checks import CheckSegSample
-from .volume import (IntensityWindow, LoadVolumeFromFile, PackVolumeInputs, PadVolume, RandomFlip3D, RandomPatchCrop,
-                     RandomRot90, ResampleSpacing, ZScoreNormalize)
+from .volume import (CropToNonzero, IntensityWindow, LoadPreprocessedPatch, LoadVolumeFromFile, NormalizeFromPlans,
+                     PackVolumeInputs, PadVolume, RandomFlip3D, RandomPatchCrop, RandomRot90, ResampleSpacing,
+                     ZScoreNormalize)
 
 __all__ = [
-    'CheckSegSample', 'LoadVolumeFromFile', 'IntensityWindow', 'ZScoreNormalize', 'ResampleSpacing', 'RandomPatchCrop',
-    'RandomFlip3D', 'RandomRot90', 'PadVolume', 'PackVolumeInputs'
+    'CheckSegSample', 'LoadVolumeFromFile', 'IntensityWindow', 'ZScoreNormalize', 'NormalizeFromPlans', 'CropToNonzero',
+    'ResampleSpacing', 'RandomPatchCrop', 'LoadPreprocessedPatch', 'RandomFlip3D', 'RandomRot90', 'PadVolume',
+    'PackVolumeInputs'
 ]

@@ -6,6 +6,8 @@ keep densedet's affine bookkeeping, and are a few lines each. Resampling uses
 ``torch.nn.functional.interpolate`` (trilinear for images, ``nearest-exact`` for labels),
 which measured faster than ``scipy.ndimage.zoom`` order 1 on CPU.
 """
+import os
+from functools import lru_cache
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -15,6 +17,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 
 from densedet.datasets.nifti import read_nifti
+from densedet.datasets.planning import load_plans, nonzero_bbox
 from densedet.structures import VolumeDataSample
 
 IGNORE_INDEX = 255
@@ -152,6 +155,56 @@ class ZScoreNormalize(BaseTransform):
         return results
 
 
+@TRANSFORMS.register_module()
+class NormalizeFromPlans(BaseTransform):
+    """Each channel as the plans say (tools/data/plan_volumes.py): ``CT``: clip to the dataset's
+    foreground 0.5 / 99.5 percentiles, then ``(x - mean) / std`` with its foreground statistics;
+    ``zscore``: the case's own mean / std."""
+
+    def __init__(self, plans_file: str):
+        self.plans_file = plans_file
+
+    def transform(self, results: dict) -> dict:
+        schemes = load_plans(self.plans_file)['normalization']
+        img = results['img']
+        if len(schemes) != img.shape[0]:
+            raise ValueError(f'case {results.get("case_id")!r}: {img.shape[0]} channel(s), the plans '
+                             f'{self.plans_file} normalise {len(schemes)}')
+        out = np.empty(img.shape, np.float32)
+        for c, plan in enumerate(schemes):
+            channel = img[c]
+            if plan['scheme'] == 'CT':
+                channel = np.clip(channel, *plan['clip'])
+                mean, std = plan['mean'], plan['std']
+            else:
+                mean, std = float(channel.mean()), float(channel.std())
+            np.subtract(channel, mean, out=out[c], casting='unsafe')
+            out[c] /= max(std, 1e-8)
+        results['img'] = out
+        return results
+
+
+@TRANSFORMS.register_module()
+class CropToNonzero(BaseTransform):
+    """Crops image and label to the box of voxels where any image channel is non-zero (nnU-Net's
+    first step: MR volumes are often mostly zeros); records ``nonzero_bbox`` (``[[start, stop],
+    ...]``, D H W, on the file's grid) and moves ``affine`` to the box's first voxel."""
+
+    def transform(self, results: dict) -> dict:
+        box = nonzero_bbox(results['img'])
+        region = tuple(slice(a, b) for a, b in box)
+        if any(b - a != n for (a, b), n in zip(box, results['img'].shape[1:])):
+            results['img'] = np.ascontiguousarray(results['img'][(slice(None), ) + region])
+            if 'gt_seg' in results:
+                results['gt_seg'] = np.ascontiguousarray(results['gt_seg'][region])
+            shift = np.eye(4)
+            shift[:3, 3] = [a for a, _ in box][::-1]  # (D, H, W) starts -> file axes (i, j, k)
+            results['affine'] = results['affine'] @ shift
+        results['nonzero_bbox'] = box
+        results['img_shape'] = results['img'].shape[1:]
+        return results
+
+
 def resampled_affine(affine: np.ndarray, old_shape: Sequence[int], new_shape: Sequence[int]) -> np.ndarray:
     """Affine of a grid resampled from ``old_shape`` to ``new_shape`` (``(D, H, W)``) with
     half-pixel-centre sampling (``align_corners=False``): new voxel ``n`` sits at old
@@ -179,14 +232,19 @@ class ResampleSpacing(BaseTransform):
     """Resamples image and label to ``spacing`` (mm, ``(D, H, W)``; ``None`` in an entry keeps
     that axis), trilinear for images and nearest for labels; updates ``spacing``,
     ``img_shape`` and ``affine`` (the original grid stays in ``ori_*`` for writing
-    predictions back)."""
+    predictions back). ``plans_file`` instead of ``spacing``: the plans' ``target_spacing``
+    (tools/data/plan_volumes.py; read when first used)."""
 
-    def __init__(self, spacing: Sequence[Optional[float]]):
-        self.spacing = _triple(spacing, 'ResampleSpacing.spacing')
+    def __init__(self, spacing: Optional[Sequence[Optional[float]]] = None, plans_file: Optional[str] = None):
+        if (spacing is None) == (plans_file is None):
+            raise ValueError('ResampleSpacing: give spacing or plans_file (one of them)')
+        self.spacing = _triple(spacing, 'ResampleSpacing.spacing') if spacing is not None else None
+        self.plans_file = plans_file
 
     def transform(self, results: dict) -> dict:
+        target = self.spacing or load_plans(self.plans_file)['target_spacing']
         old_spacing = results['spacing']
-        new_spacing = tuple(o if n is None else float(n) for o, n in zip(old_spacing, self.spacing))
+        new_spacing = tuple(o if n is None else float(n) for o, n in zip(old_spacing, target))
         old_shape = results['img'].shape[1:]
         new_shape = tuple(max(1, int(round(s * o / n))) for s, o, n in zip(old_shape, old_spacing, new_spacing))
         if new_shape != tuple(old_shape):
@@ -210,6 +268,14 @@ def _pad_to(results: dict, shape: Sequence[int], pad_val: float, seg_pad_val: in
             results['gt_seg'] = np.pad(results['gt_seg'], pads, constant_values=seg_pad_val)
 
 
+def patch_start(shape: np.ndarray, size: np.ndarray, centre: Optional[np.ndarray]) -> np.ndarray:
+    """First voxel of a ``size`` patch in a volume of ``shape`` (>= size): uniform, or centred on
+    ``centre`` and shifted to stay inside."""
+    if centre is None:
+        return np.array([np.random.randint(0, s - p + 1) for s, p in zip(shape, size)])
+    return np.clip(centre - size // 2, 0, shape - size)
+
+
 @TRANSFORMS.register_module()
 class RandomPatchCrop(BaseTransform):
     """Random ``patch_size`` crop; with probability ``fg_ratio`` (nnU-Net: 1/3) the patch is
@@ -223,19 +289,24 @@ class RandomPatchCrop(BaseTransform):
 
     def __init__(self, patch_size: Sequence[int], fg_ratio: float = 1 / 3, fg_classes: Optional[Sequence[int]] = None,
                  pad_val: float = 0.0, seg_pad_val: int = IGNORE_INDEX):
-        self.patch_size = tuple(int(p) for p in _triple(patch_size, 'RandomPatchCrop.patch_size'))
+        name = type(self).__name__
+        self.patch_size = tuple(int(p) for p in _triple(patch_size, f'{name}.patch_size'))
         if not 0 <= fg_ratio <= 1:
-            raise ValueError(f'RandomPatchCrop: fg_ratio must be in [0, 1], got {fg_ratio}')
+            raise ValueError(f'{name}: fg_ratio must be in [0, 1], got {fg_ratio}')
         self.fg_ratio, self.fg_classes = fg_ratio, fg_classes
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
 
-    def _foreground_centre(self, seg: np.ndarray) -> Optional[np.ndarray]:
-        present = [int(c) for c in np.unique(seg) if c not in (0, IGNORE_INDEX)]
+    def _pick_class(self, present: Sequence[int]) -> Optional[int]:
+        """A random one of the foreground classes present (restricted to ``fg_classes``)."""
         if self.fg_classes is not None:
             present = [c for c in present if c in self.fg_classes]
-        if not present:
+        return present[np.random.randint(len(present))] if present else None
+
+    def _foreground_centre(self, seg: np.ndarray) -> Optional[np.ndarray]:
+        cls = self._pick_class([int(c) for c in np.unique(seg) if c not in (0, IGNORE_INDEX)])
+        if cls is None:
             return None
-        voxels = np.flatnonzero(seg == present[np.random.randint(len(present))])  # 1/3 the memory of argwhere
+        voxels = np.flatnonzero(seg == cls)  # 1/3 the memory of argwhere
         return np.array(np.unravel_index(voxels[np.random.randint(len(voxels))], seg.shape))
 
     def transform(self, results: dict) -> dict:
@@ -245,16 +316,78 @@ class RandomPatchCrop(BaseTransform):
         centre = None
         if 'gt_seg' in results and np.random.rand() < self.fg_ratio:
             centre = self._foreground_centre(results['gt_seg'])
-        if centre is None:
-            start = np.array([np.random.randint(0, s - p + 1) for s, p in zip(shape, size)])
-        else:
-            start = np.clip(centre - size // 2, 0, shape - size)
+        start = patch_start(shape, size, centre)
         box = tuple(slice(int(s), int(s + p)) for s, p in zip(start, size))
         results['img'] = results['img'][(slice(None), ) + box]
         if 'gt_seg' in results:
             results['gt_seg'] = results['gt_seg'][box]
         results['crop_bbox'] = tuple((int(s), int(s + p)) for s, p in zip(start, size))
         results['img_shape'] = tuple(self.patch_size)
+        return results
+
+
+def _foreground_locations(path: str) -> Dict[int, np.ndarray]:
+    """A case's stored foreground locations, class -> ``(n, 3)`` (read once per worker process and
+    file version: at most ~120 kB per class)."""
+    return _read_locations(path, os.stat(path).st_mtime_ns)
+
+
+@lru_cache(maxsize=512)
+def _read_locations(path: str, mtime_ns: int) -> Dict[int, np.ndarray]:
+    with np.load(path) as stored:
+        return {int(k.split('_')[1]): stored[k] for k in stored.files}
+
+
+@TRANSFORMS.register_module()
+class LoadPreprocessedPatch(RandomPatchCrop):
+    """A random ``patch_size`` patch of a preprocessed case (tools/data/preprocess_volumes.py),
+    read through a memory map: only the patch's voxels are read, never the whole case.
+
+    Same arguments and sampling as :class:`RandomPatchCrop`, on the stored grid: with probability ``fg_ratio``
+    centred on a foreground voxel (a random class among those present, then a random voxel of the
+    locations stored for it), else uniform; a case smaller than the patch is padded at the end
+    (image ``pad_val``, label ``seg_pad_val`` = ignored). Adds what ``LoadVolumeFromFile`` +
+    the preprocessing would have added (``spacing``, ``affine``, ``ori_*``, ``case_id``) and
+    ``crop_bbox`` on the stored grid.
+    """
+
+    def _stored_foreground_centre(self, locations_path: str) -> Optional[np.ndarray]:
+        stored = _foreground_locations(locations_path)
+        cls = self._pick_class([c for c in sorted(stored) if len(stored[c])])
+        if cls is None:
+            return None
+        voxels = stored[cls]
+        return voxels[np.random.randint(len(voxels))].astype(np.int64)
+
+    def transform(self, results: dict) -> dict:
+        img = np.load(results['img_paths'][0], mmap_mode='r')
+        seg = np.load(results['seg_path'], mmap_mode='r') if results.get('seg_path') else None
+        shape = np.asarray(img.shape[1:])
+        size = np.asarray(self.patch_size)
+        centre = None
+        if seg is not None and np.random.rand() < self.fg_ratio:
+            centre = self._stored_foreground_centre(results['locations_path'])
+        start = patch_start(np.maximum(shape, size), size, centre)
+        # the part of the patch inside the stored case; the rest stays padding
+        stop = np.minimum(start + size, shape)
+        src = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+        dst = tuple(slice(0, int(b - a)) for a, b in zip(start, stop))
+        inside = bool((stop - start == size).all())
+        if inside:  # one copy out of the map
+            patch = np.array(img[(slice(None), ) + src], dtype=np.float32)
+        else:
+            patch = np.full((img.shape[0], ) + self.patch_size, self.pad_val, np.float32)
+            patch[(slice(None), ) + dst] = img[(slice(None), ) + src]
+        results['img'] = patch
+        if seg is not None:
+            if inside:
+                label = np.array(seg[src], dtype=np.uint8)
+            else:
+                label = np.full(self.patch_size, self.seg_pad_val, np.uint8)
+                label[dst] = seg[src]
+            results['gt_seg'] = label
+        results['crop_bbox'] = tuple((int(a), int(a + p)) for a, p in zip(start, size))
+        results['img_shape'] = self.patch_size
         return results
 
 

@@ -87,3 +87,20 @@ def test_volume_benchmark_times_both_stitchings_and_measures_memory():
     res = benchmark.volume_inference('time', size=32, threads=1, iters=1, net='conv')
     assert res['densedet_s'] > 0 and res['monai_s'] > 0 and res['voxels'] == 16 * 32 * 32
     assert benchmark.volume_inference('densedet', size=32, threads=1, iters=1, net='conv')['peak_mib'] >= 0
+
+
+def test_volume_data_benchmark_compares_the_nifti_and_preprocessed_paths(tmp_path, capsys):
+    """benchmark.py --volume-data on two tiny cases (nnU-Net's part needs its own venv: not here)."""
+    import benchmark_volume_data
+    report = benchmark_volume_data.main(['--size', '48', '--depth', '24', '--cases', '2', '--samples', '2',
+                                         '--patch', '16', '32', '32', '--work-dir', str(tmp_path)])
+    for path in ('nifti', 'preprocessed', 'preprocessed-load'):
+        assert report[path]['per_sample_s'] > 0 and report[path]['peak_rise_mib'] >= 0
+    assert report['densedet_preprocess']['per_case_s'] > 0 and 'nnunet' not in report
+    assert len(report['densedet_preprocess']['spacing']) == 3
+    out = capsys.readouterr().out
+    assert '| densedet preprocessed, patch only (no augmentation) |' in out and "nnU-Net v2's loader" not in out
+    # the raw task is nnU-Net v2's layout, read by densedet's NnUNetDataset
+    task = tmp_path / 'nnunet_raw' / benchmark_volume_data.DATASET
+    assert json.loads((task / 'dataset.json').read_text())['file_ending'] == '.nii.gz'
+    assert sorted(os.listdir(task / 'imagesTr')) == ['liver_000_0000.nii.gz', 'liver_001_0000.nii.gz']

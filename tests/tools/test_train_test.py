@@ -156,36 +156,41 @@ def test_unetpp_on_drive_layout_trains_and_tests(repo_root, drive_demo, tmp_path
     assert 'mDice' in log
 
 
-VOLUME_DEMO_CFG = 'configs/demo/denseunet3d_msd-liver_demo.py'
+def test_plan_preprocess_train_test_and_postprocess_through_the_tools(repo_root, msd_demo, tmp_path,
+                                                                      preprocessed_volume_config):
+    """`make demo-3d`'s chain on a copy of the synthetic task: plan -> preprocess (2 workers) ->
+    train on memory-mapped patches of fold 0 -> test on the original files with flip TTA (NIfTI
+    written back on the original grid) -> decide the largest-component post-processing (applying
+    it: tests/models/test_volume_segmentors.py)."""
+    import json
 
-
-def _volume_options(data_root, max_iters=2):
-    return [f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
-            f'default_hooks.checkpoint.interval={max_iters}', 'default_hooks.logger.interval=1',
-            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False', "train_dataloader.dataset.cases=['liver_0','liver_1']",
-            "val_dataloader.dataset.cases=['liver_2','liver_3']", "test_dataloader.dataset.cases=['liver_2','liver_3']",
-            'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
-            *[f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')]]
-
-
-def test_volume_demo_trains_evaluates_and_writes_nifti(repo_root, msd_demo, tmp_path):
     import nibabel as nib
     import numpy as np
+    cfg = preprocessed_volume_config(msd_demo, tmp_path / 'pre')
+    log = _run(['tools/data/plan_volumes.py', cfg], repo_root)
+    assert '4 cases planned' in log and 'CT (CT) clip' in log
+    log = _run(['tools/data/preprocess_volumes.py', cfg, '--workers', '2'], repo_root)
+    assert 'preprocessed 4 case(s), skipped 0' in log
+    assert 'nothing to do: 4 case(s) already preprocessed' in _run(['tools/data/preprocess_volumes.py', cfg],
+                                                                   repo_root)
+    opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1']
     work = tmp_path / 'work'
-    log = _run(['tools/train.py', VOLUME_DEMO_CFG, '--work-dir', str(work), '--cfg-options',
-                *_volume_options(msd_demo)], repo_root)
-    assert 'Dice.liver' in log and 'HD95.tumour' in log and 'mDice' in log
+    log = _run(['tools/train.py', cfg, '--work-dir', str(work), '--cfg-options', *opts], repo_root)
+    assert 'Dice.liver' in log
+    (val_case, ) = json.loads((tmp_path / 'pre' / 'splits.json').read_text())[0]['val']
     ckpt = (work / 'last_checkpoint').read_text().strip()
     out = tmp_path / 'nifti'
-    log = _run(['tools/test.py', VOLUME_DEMO_CFG, ckpt, '--work-dir', str(work), '--out', str(out), '--tta',
-                '--cfg-options', *_volume_options(msd_demo)], repo_root)
-    assert 'wrote 2 NIfTI predictions' in log and 'mGlobalDice' in log
-    for case in ('liver_2', 'liver_3'):
-        src = nib.load(osp.join(msd_demo, 'imagesTr', f'{case}.nii.gz'))
-        pred = nib.load(str(out / f'{case}.nii.gz'))
-        assert pred.shape == src.shape  # back on the original grid after the 1.5 mm resampling
-        np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
+    log = _run(['tools/test.py', cfg, ckpt, '--work-dir', str(work), '--out', str(out), '--tta', '--cfg-options',
+                *opts], repo_root)
+    assert 'wrote 1 NIfTI predictions' in log and 'mGlobalDice' in log
+    src, pred = nib.load(osp.join(msd_demo, 'imagesTr', f'{val_case}.nii.gz')), nib.load(str(out / f'{val_case}.nii.gz'))
+    assert pred.shape == src.shape and np.allclose(pred.affine, src.affine, atol=1e-5)
+    log = _run(['tools/analysis/decide_postprocessing.py', cfg, str(out)], repo_root)
+    assert 'liver: Dice' in log and 'tumour: Dice' in log
+    decision = json.loads((out / 'postprocessing.json').read_text())
+    assert decision['cases'] == [val_case] and set(decision['dice']) == {'1', '2'}
 
 
 def test_hdenseunet_stages_chain_through_last_checkpoint(repo_root, msd_demo, tmp_path):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from densedet.transforms import (IntensityWindow, PackVolumeInputs, PadVolume, RandomFlip3D, RandomPatchCrop,
+from densedet.transforms import (CropToNonzero, IntensityWindow, NormalizeFromPlans, PackVolumeInputs, PadVolume,
+                                 RandomFlip3D, RandomPatchCrop,
                                  RandomRot90, ResampleSpacing, ZScoreNormalize)
 from densedet.transforms.volume import resampled_affine
 
@@ -104,3 +105,37 @@ def test_map_labels_lookup():
         map_labels('c', vol(np.array([[[0, 5, -7, 1]]], np.int16)), [0, 1])
     with pytest.raises(ValueError, match=r'values \[100000\] outside'):
         map_labels('c', vol(np.array([[[0, 100000]]], np.int32)), [0, 1])
+
+
+def test_crop_to_nonzero_keeps_each_voxel_at_its_world_position():
+    r = results(shape=(8, 10, 12))
+    r['img'][:] = 0
+    r['img'][0, 2:6, 1:9, 3:11] = 1.0
+    r['img'][0, 5, 8, 10] = 7.0
+    out = CropToNonzero()(dict(r))
+    assert out['nonzero_bbox'] == [[2, 6], [1, 9], [3, 11]] and out['img'].shape == (1, 4, 8, 8)
+    assert out['gt_seg'].shape == (4, 8, 8) and (out['gt_seg'] == r['gt_seg'][2:6, 1:9, 3:11]).all()
+    # voxel (d, h, w) = (3, 7, 7) of the crop is (5, 8, 10) of the original: same world point
+    np.testing.assert_allclose(out['affine'] @ [7, 7, 3, 1], r['affine'] @ [10, 8, 5, 1])
+    assert out['img'][0, 3, 7, 7] == 7.0
+    full = CropToNonzero()(results())  # no zeros: nothing to crop
+    np.testing.assert_allclose(full['affine'], results()['affine'])
+
+
+def test_normalize_from_plans_ct_clip_and_zscore_per_case(tmp_path):
+    import json
+    plans = tmp_path / 'plans.json'
+    plans.write_text(json.dumps(dict(target_spacing=[1, 1, 1], normalization=[
+        dict(modality='CT', scheme='CT', clip=[-100.0, 200.0], mean=50.0, std=25.0),
+        dict(modality='T2', scheme='zscore')])))
+    img = np.stack([np.array([-1000.0, 0.0, 50.0, 1000.0]).reshape(1, 1, 4),
+                    np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4)]).astype(np.float32)
+    out = NormalizeFromPlans(str(plans))(dict(img=img, case_id='c'))['img']
+    np.testing.assert_allclose(out[0].ravel(), [-6.0, -2.0, 0.0, 6.0])  # clipped to -100 / 200 first
+    np.testing.assert_allclose(out[1].ravel(), (np.arange(1, 5) - 2.5) / np.arange(1, 5).std(), atol=1e-6)
+    with pytest.raises(ValueError, match="case 'c': 1 channel"):
+        NormalizeFromPlans(str(plans))(dict(img=img[:1], case_id='c'))
+    # 1 mm target; the rounded grid's actual spacing (12 x 0.7 mm -> 8 voxels of 1.05 mm)
+    assert ResampleSpacing(plans_file=str(plans))(results())['spacing'] == pytest.approx((1.0, 1.0, 1.05))
+    with pytest.raises(ValueError, match='spacing or plans_file'):
+        ResampleSpacing()

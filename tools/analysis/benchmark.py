@@ -8,6 +8,7 @@
     python tools/analysis/benchmark.py --unetpp --size 256 [--rounds 5]
     python tools/analysis/benchmark.py --volume --size 128 [--rounds 3]
     python tools/analysis/benchmark.py --onnx [--rounds 3]      # needs requirements/deploy.txt
+    python tools/analysis/benchmark.py --volume-data [--nnunet-python .venv-nnunet/bin/python]
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
 backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``reference`` (timm's
@@ -49,6 +50,9 @@ ONNX mode (``--onnx``) exports UperNet-RDNet-T (512x512) and FC-DenseNet103 (360
 ``densedet.apis.export_onnx`` and times onnxruntime (CPU provider, ``--threads`` intra-op
 threads) against PyTorch eager fp32 on the same graph, weights and image, alternating in one
 process (median of ``--rounds`` x ``--iters``), with the max abs difference of the logits.
+
+Volume data mode (``--volume-data``): the training data path at real size, today's NIfTI
+pipeline vs densedet's preprocessed path vs nnU-Net v2 (tools/analysis/benchmark_volume_data.py).
 
 Each model is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
@@ -368,6 +372,9 @@ def onnx_vs_eager(threads: int, rounds: int, iters: int) -> dict:
 
 
 def main():
+    if '--volume-data' in sys.argv[1:]:  # its own options: tools/analysis/benchmark_volume_data.py
+        from benchmark_volume_data import main as volume_data
+        return volume_data([a for a in sys.argv[1:] if a != '--volume-data'])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--family', default='rdnet', choices=sorted(FAMILIES),
                         help='backbone family; compared against its timm/torchvision implementation')

@@ -1,7 +1,7 @@
 """Export a densedet segmentor (or a detector's backbone + neck) to ONNX and check it with onnxruntime.
 
-    python tools/deploy/export_onnx.py CONFIG CKPT --shape H W [--out FILE] [--dynamic-batch] [--dynamic-size]
-                                       [--opset N] [--atol A] [--no-check]
+    python tools/deploy/export_onnx.py CONFIG CKPT --shape H W [--out FILE] [--dynamic] [--dynamic-batch]
+                                       [--dynamic-size] [--opset N] [--atol A] [--no-check]
     python tools/deploy/export_onnx.py configs/demo/denseunet3d_msd-liver_demo.py CKPT --shape 32 96 96
 
 Input: float32 BGR pixels 0..255, (N, 3, H, W) (volumes: (N, C, D, H, W) after the config's test
@@ -59,6 +59,7 @@ def main(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='omit for random weights')
     parser.add_argument('--shape', type=int, nargs='+', required=True, help='H W (volumes: D H W)')
     parser.add_argument('--out', help='default: the config name + .onnx')
+    parser.add_argument('--dynamic', action='store_true', help='both of the next two (2D models)')
     parser.add_argument('--dynamic-batch', action='store_true', help='free batch size')
     parser.add_argument('--dynamic-size', action='store_true',
                         help=f'2D models: free H and W, multiples of {SIZE_DIVISOR} (--shape is the example size)')
@@ -66,6 +67,8 @@ def main(argv=None):
     parser.add_argument('--atol', type=float, help='fail when onnxruntime differs from PyTorch by more')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
     args = parser.parse_args(argv)
+    if args.dynamic:
+        args.dynamic_batch = args.dynamic_size = True
     model = init_model(args.config, args.checkpoint)
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     wrapper = export_onnx(model, out, args.shape, opset=args.opset, dynamic_batch=args.dynamic_batch,

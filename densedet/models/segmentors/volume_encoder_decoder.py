@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS as MMSEG_MODELS
 
+from densedet.evaluation.postprocessing import keep_largest_component, largest_component_classes
 from densedet.registry import MODELS
 from densedet.structures import VolumeDataSample
 
@@ -38,7 +39,9 @@ class BaseVolumeSegmentor(BaseModel):
             ``overlap`` (0.5), ``sw_batch_size`` (1), ``blend`` (``'gaussian'`` |
             ``'constant'``), ``sigma_scale`` (0.125), ``flip_axes`` (e.g. ``[[2], [3], [4],
             [3, 4]]``: flip TTA, each entry a set of tensor dims to flip; logits averaged with
-            the unflipped pass), ``keep_logits`` (store ``seg_logits`` on the samples).
+            the unflipped pass), ``keep_logits`` (store ``seg_logits`` on the samples),
+            ``largest_component`` (classes, or the JSON of tools/analysis/decide_postprocessing.py,
+            reduced to their largest connected component after the argmax).
 
     ``predict`` returns labels on each case's *original* grid: the padding is cropped off and
     a resampled case's logits are resized back to ``ori_shape`` before the argmax.
@@ -120,6 +123,7 @@ class BaseVolumeSegmentor(BaseModel):
         if data_samples is None:
             data_samples = [VolumeDataSample(metainfo=dict(img_shape=tuple(inputs.shape[2:]))) for _ in inputs]
         keep = self.test_cfg.get('keep_logits', False)
+        largest = largest_component_classes(self.test_cfg.get('largest_component'))
         for i, sample in enumerate(data_samples):
             logits = self.inference(inputs[i:i + 1])
             shape = tuple(sample.metainfo.get('img_shape', inputs.shape[2:]))
@@ -127,6 +131,8 @@ class BaseVolumeSegmentor(BaseModel):
             ori_shape = tuple(sample.metainfo.get('ori_shape', shape))
             logits = resize_logits(logits, ori_shape)[0]
             sample.pred_seg = logits.argmax(0)
+            if largest:
+                sample.pred_seg = keep_largest_component(sample.pred_seg, largest)
             if keep:
                 sample.seg_logits = logits
         return data_samples

@@ -88,3 +88,14 @@ def test_voxel_weighted_cross_entropy():
     loss = VoxelWeightedCrossEntropyLoss(class_weight=weights.tolist())
     assert torch.allclose(loss(logits, target), expected, atol=1e-6)
     assert loss.loss_name == 'loss_ce'
+
+
+def test_predict_applies_the_largest_component_setting():
+    from densedet.evaluation import keep_largest_component
+    x = torch.randn(1, 1, 8, 32, 32)
+    meta = dict(img_shape=(8, 32, 32), ori_shape=(8, 32, 32))
+    with torch.no_grad():
+        plain = build().eval().predict(x, [VolumeDataSample(metainfo=meta)])[0].pred_seg
+        kept = build(largest_component=[1, 2]).eval().predict(x, [VolumeDataSample(metainfo=meta)])[0].pred_seg
+    assert torch.equal(kept, keep_largest_component(plain, [1, 2]))
+    assert not torch.equal(kept, plain)  # random weights: fragmented classes, so something was removed
