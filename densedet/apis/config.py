@@ -61,6 +61,10 @@ def check_data_roots(cfg: Config) -> None:
             dataset = dataset['dataset']
         root = dataset.get('data_root')
         if root and not osp.isdir(root):
+            if dataset.get('type') == 'PreprocessedVolumeDataset':
+                raise FileNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist: plan and '
+                                        'preprocess the task first (tools/data/plan_volumes.py CONFIG, then '
+                                        'tools/data/preprocess_volumes.py CONFIG)')
             raise FileNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist '
                                     '(prepare the dataset there or override it with --cfg-options)')
 

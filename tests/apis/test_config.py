@@ -12,6 +12,11 @@ def test_missing_data_root_names_key_and_path(repo_root):
     with pytest.raises(FileNotFoundError, match=r"train_dataloader.dataset.data_root: directory "
                                                 r"'/no/such/ade' does not exist"):
         prepare_config(cfg, path, cfg_options={'train_dataloader.dataset.data_root': '/no/such/ade'})
+    path = osp.join(repo_root, 'configs', 'denseunet3d', 'denseunet3d_msd-liver_preprocessed.py')
+    cfg = Config.fromfile(path)
+    with pytest.raises(FileNotFoundError, match=r"'/no/such/pre' does not exist: plan and preprocess the task "
+                                                r"first \(tools/data/plan_volumes.py CONFIG"):
+        prepare_config(cfg, path, cfg_options={'train_dataloader.dataset.data_root': '/no/such/pre'})
 
 
 def test_work_dir_defaults_to_config_name(repo_root, demo_data):
