@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis import init_model, segment_inputs  # noqa: E402
 
 
@@ -47,4 +48,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

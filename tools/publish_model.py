@@ -20,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.engine.checkpoint import load_checkpoint_file  # noqa: E402
 
 META_KEYS = ('epoch', 'iter', 'seed', 'experiment_name', 'time', 'mmengine_version', 'dataset_meta')
@@ -66,14 +67,14 @@ def publish(src, out_stem):
     return pth, _write_hashed(save_safetensors, out_stem, '.safetensors')
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('checkpoint', help='training checkpoint (.pth)')
     parser.add_argument('out', help='output path without suffix, e.g. release/upernet_rdnet-t_ade20k')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for path in publish(args.checkpoint, args.out):
         print(f'wrote {path} ({osp.getsize(path) / 2**20:.1f} MiB)')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

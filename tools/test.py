@@ -21,7 +21,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import add_common_args, parse_common  # noqa: E402
+from densedet.apis.cli import add_common_args, parse_common, run_tool  # noqa: E402
 from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
 
 
@@ -53,4 +53,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -2,6 +2,8 @@ import json
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'analysis'))
 
@@ -104,3 +106,30 @@ def test_volume_data_benchmark_compares_the_nifti_and_preprocessed_paths(tmp_pat
     task = tmp_path / 'nnunet_raw' / benchmark_volume_data.DATASET
     assert json.loads((task / 'dataset.json').read_text())['file_ending'] == '.nii.gz'
     assert sorted(os.listdir(task / 'imagesTr')) == ['liver_000_0000.nii.gz', 'liver_001_0000.nii.gz']
+
+
+def test_plot_curves_of_a_detection_run_picks_its_metric_and_epochs(tmp_path, monkeypatch):
+    run = tmp_path / '20260101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    with open(run / 'scalars.json', 'w') as f:
+        for epoch in (1, 2):
+            for i in (10, 20):
+                f.write(json.dumps({'loss': 1.0, 'lr': 0.02, 'epoch': epoch, 'iter': i, 'step': (epoch - 1) * 20 + i})
+                        + '\n')
+            f.write(json.dumps({'coco/bbox_mAP': 0.1 * epoch, 'coco/segm_mAP': 0.2 * epoch, 'step': epoch}) + '\n')
+    _, val = plot_curves.read_scalars(str(tmp_path))
+    assert plot_curves.pick_metric(val) == 'coco/segm_mAP' and plot_curves.pick_metric(val, 'coco/bbox_mAP')
+    with pytest.raises(KeyError, match="metric 'mIoU' is not in the validation log"):
+        plot_curves.pick_metric(val, 'mIoU')
+    labels = []
+    monkeypatch.setattr(plot_curves.plt.Axes, 'set', lambda self, **kw: labels.append(kw), raising=False)
+    plot_curves.plot(str(tmp_path), str(tmp_path / 'curves.png'))
+    assert {'title': 'validation coco/segm_mAP', 'xlabel': 'epoch', 'ylabel': 'coco/segm_mAP'} in labels
+
+
+def test_volume_benchmark_rejects_a_size_off_the_network_stride(monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', ['benchmark.py', '--volume', '--size', '48'])
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main()
+    assert exit_info.value.code == 2
+    assert '--size must be a multiple of 64' in capsys.readouterr().err

@@ -398,6 +398,9 @@ def main():
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.volume and args.volume_net == 'demo' and args.size % 64:
+        parser.error(f'--volume with the demo network: --size must be a multiple of 64 (its windows, S/4 x S/2 x '
+                     f'S/2, must be multiples of the network\'s stride 4 x 32 x 32); got {args.size}')
     if args.worker:
         if args.volume:
             result = volume_inference(args.worker, args.size, args.threads, args.iters, args.volume_net)

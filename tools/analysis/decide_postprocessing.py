@@ -19,6 +19,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DATASETS  # noqa: E402
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.datasets import read_nifti  # noqa: E402
 from densedet.datasets.planning import write_json  # noqa: E402
 from densedet.evaluation import decide_largest_component  # noqa: E402
@@ -56,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -19,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import Config  # noqa: E402
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.datasets.planning import plan_from_config  # noqa: E402
 
 
@@ -56,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -18,6 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import Config  # noqa: E402
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.datasets.preprocessed import preprocess_dataset  # noqa: E402
 
 
@@ -41,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

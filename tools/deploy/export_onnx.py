@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import densedet  # noqa: E402,F401
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis import export_onnx, init_model  # noqa: E402
 from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel  # noqa: E402
 
@@ -92,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
