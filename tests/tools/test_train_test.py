@@ -112,7 +112,7 @@ def test_coco_train_then_test_writes_results_json_and_overlays(repo_root, coco_d
     assert 'coco/segm_mAP' in log
     for kind in ('bbox', 'segm'):
         records = json.loads((tmp_path / 'results' / f'coco.{kind}.json').read_text())
-        assert isinstance(records, list)
+        assert isinstance(records, list) and records  # all() of an empty list would pass
         assert all({'image_id', 'category_id', 'score'} <= set(r) for r in records)
         assert {r['category_id'] for r in records} <= {1, 3, 7}  # COCO ids, not contiguous labels
     assert len(glob.glob(str(work / '*' / 'overlays' / '*.png'))) == 4

@@ -105,6 +105,11 @@ class HDenseUNet(BaseVolumeSegmentor):
         self.decoder2d = MMSEG_MODELS.build(decoder2d)
         self.encoder3d = MMSEG_MODELS.build(encoder3d)
         self.decoder3d = MMSEG_MODELS.build(decoder3d)
+        # HFF classifies the fused features: the 3D decoder's own classifier would be an unused
+        # parameter (no gradient; DDP would need find_unused_parameters for it). Its init_cfg only
+        # initialises that classifier (mmseg's Normal override on conv_seg).
+        self.decoder3d.conv_seg = None
+        self.decoder3d.init_cfg = None
         width2d, width3d = self.decoder2d.channels, self.decoder3d.channels
         if width2d != width3d:
             raise ValueError(f'HDenseUNet: HFF adds the 2D and 3D features, their widths must match '
@@ -115,10 +120,11 @@ class HDenseUNet(BaseVolumeSegmentor):
         self.context_slices = context_slices
         self.score_scale = score_scale
         self.lambda_2d = lambda_2d
-        if stage == '3d':
-            for module in (self.encoder2d, self.decoder2d):
-                for p in module.parameters():
-                    p.requires_grad = False
+        # the branch a stage does not train is fixed: stage 2d does not run the 3D part at all
+        fixed = {'2d': (self.encoder3d, self.decoder3d, self.hff), '3d': (self.encoder2d, self.decoder2d)}
+        for module in fixed.get(stage, ()):
+            for p in module.parameters():
+                p.requires_grad = False
 
     def train(self, mode: bool = True):
         super().train(mode)
