@@ -45,16 +45,71 @@ def test_official_layout_and_harmonic_widths():
     assert shapes['base.4.conv.weight'] == (128, 14 + 14 + 14 + 14 + 68, 1, 1)  # odd layers + last
 
 
-def test_official_checkpoint_loads_and_drops_classifier(tmp_path):
-    src = HarDNet(arch='68').eval()
-    path = tmp_path / 'hardnet68.pth'
-    torch.save(_with_classifier(src), path)
-    model = HarDNet(arch='68', init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+# The official models (PingoLH/Pytorch-HarDNet, hardnet.py), written out here independently of
+# densedet's implementation: stem, growth, layers per block, transition widths, max-pool after block.
+OFFICIAL = {
+    '68': dict(stem=(32, 64), growth=(14, 16, 20, 40, 160), layers=(8, 16, 16, 16, 4),
+               widths=(128, 256, 320, 640, 1024), pool=(1, 0, 1, 1, 0), dropout_before_last=False),
+    '85': dict(stem=(48, 96), growth=(24, 24, 28, 36, 48, 256), layers=(8, 16, 16, 16, 16, 4),
+               widths=(192, 256, 320, 480, 720, 1280), pool=(1, 0, 1, 0, 1, 0), dropout_before_last=True),
+}
+
+
+def _official_link(layer, base, growth, mult=1.7):
+    """(out, in) channels of harmonic layer ``layer`` (the official get_link)."""
+    if layer == 0:
+        return base, 0
+    out, links = growth, []
+    for i in range(10):
+        if layer % 2**i == 0:
+            links.append(layer - 2**i)
+            if i > 0:
+                out *= mult
+    return int(int(out + 1) / 2) * 2, sum(_official_link(k, base, growth, mult)[0] for k in links)
+
+
+def _official_state_dict(arch):
+    """Every key and shape of the official (non-depthwise) HarDNet ``arch``, random values."""
+    spec, shapes, index = OFFICIAL[arch], {}, 0
+
+    def conv(prefix, cin, cout, k):
+        shapes[f'{prefix}.conv.weight'] = (cout, cin, k, k)
+        for name in ('weight', 'bias', 'running_mean', 'running_var'):
+            shapes[f'{prefix}.norm.{name}'] = (cout, )
+        shapes[f'{prefix}.norm.num_batches_tracked'] = ()
+
+    conv('base.0', 3, spec['stem'][0], 3)
+    conv('base.1', spec['stem'][0], spec['stem'][1], 3)
+    index, ch = 3, spec['stem'][1]  # base.2: max pooling
+    for b, (growth, n) in enumerate(zip(spec['growth'], spec['layers'])):
+        out_ch = 0
+        for i in range(n):
+            cout, cin = _official_link(i + 1, ch, growth)
+            conv(f'base.{index}.layers.{i}', cin, cout, 3)
+            if i % 2 == 0 or i == n - 1:
+                out_ch += cout
+        index += 1
+        if b == len(spec['growth']) - 1 and spec['dropout_before_last']:
+            index += 1
+        conv(f'base.{index}', out_ch, spec['widths'][b], 1)
+        index += 1 + spec['pool'][b]
+        ch = spec['widths'][b]
+    shapes[f'base.{index}.3.weight'], shapes[f'base.{index}.3.bias'] = (1000, ch), (1000, )  # the classifier
+    return {k: (torch.randint(0, 100, ()) if shape == () else torch.randn(shape)) for k, shape in shapes.items()}
+
+
+@pytest.mark.parametrize('arch', ['68', '85'])
+def test_official_checkpoint_loads_and_drops_classifier(arch, tmp_path):
+    official = _official_state_dict(arch)
+    path = tmp_path / f'hardnet{arch}.pth'
+    torch.save(official, path)
+    model = HarDNet(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        for a, b in zip(model(x), src(x)):
-            torch.testing.assert_close(a, b)
+    ours = model.state_dict()
+    classifier = {k for k in official if k.endswith(('.3.weight', '.3.bias')) and k.count('.') == 3}
+    assert len(classifier) == 2 and set(ours) == set(official) - classifier
+    for key, value in ours.items():  # every tensor came from the file, none kept its init
+        torch.testing.assert_close(value, official[key], msg=key)
 
 
 def test_depthwise_variant_builds_official_ds_layout():
