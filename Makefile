@@ -4,7 +4,7 @@ DEMO_CFG := configs/demo/upernet_rdnet_ade20k_demo.py
 DEMO_DIR := work_dirs/demo
 DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 
-.PHONY: setup deploy-deps demo demo-data demo-coco demo-3d test bench clean-demo
+.PHONY: setup deploy-deps demo demo-data demo-coco demo-3d test lint bench clean-demo
 
 # mmcv flavour: MMCV_OPS=torchvision (default for a new .venv: mmcv-lite + densedet's torchvision
 # ops, no compiler) or MMCV_OPS=compiled (mmcv built with all its ops, ~15 min once). It sticks:
@@ -66,6 +66,15 @@ deploy-deps: $(DEPLOY_STAMP)
 
 test: setup $(DEPLOY_STAMP)
 	$(PYTHON) -m pytest -q tests
+
+# pyflakes, pycodestyle (120 columns) and import order (ruff.toml); .ci/run runs it before the tests.
+LINT_STAMP := .venv/.densedet-lint-$(shell sha256sum requirements/lint.txt | cut -c1-16)
+$(LINT_STAMP): requirements/lint.txt | setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements/lint.txt
+	rm -f .venv/.densedet-lint-* && touch $@
+
+lint: $(LINT_STAMP)
+	.venv/bin/ruff check densedet tools tests configs
 
 bench: setup
 	$(PYTHON) tools/analysis/benchmark.py --arch tiny --size 512 --threads 2

@@ -21,8 +21,6 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
 """
 import os
 
-import torch
-
 _APPLIED = False
 
 
@@ -45,6 +43,7 @@ def _fix_checkpoint_loading():
     def load_from_http(filename, map_location=None, model_dir=None, progress=os.isatty(0)):
         import torch.distributed as torch_dist
         import torch.hub
+
         from densedet.engine.checkpoint import safe_load
         rank, world_size = get_dist_info()  # rank 0 downloads first, as mmengine does
 

@@ -15,8 +15,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis import init_model, segment_inputs  # noqa: E402
+from densedet.apis.cli import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -13,8 +13,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis import inference_volume, init_volume_model  # noqa: E402
+from densedet.apis.cli import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -21,7 +21,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import add_common_args, parse_common, run_tool  # noqa: E402
+from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
 from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
 
 
@@ -49,7 +49,9 @@ def main(argv=None):
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    return runner.test()
+    metrics = runner.test()
+    close_process_group()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import add_common_args, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
+from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
 from densedet.apis.config import prepare_config  # noqa: E402
 
 
@@ -45,6 +45,7 @@ def main(argv=None):
         print_log(f'mixed precision: {cfg.optim_wrapper.type}', logger='current', level=logging.INFO)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':

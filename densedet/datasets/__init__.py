@@ -6,7 +6,8 @@ from .preprocessed import PreprocessedVolumeDataset
 from .volume import LiTSDataset, MSDDataset, NnUNetDataset, VolumeDataset
 
 __all__ = [
-    'CamVidDataset', 'CheckedCocoDataset', 'VolumeDataset', 'MSDDataset', 'NnUNetDataset', 'LiTSDataset', 'PreprocessedVolumeDataset',
+    'CamVidDataset', 'CheckedCocoDataset', 'VolumeDataset', 'MSDDataset', 'NnUNetDataset', 'LiTSDataset',
+    'PreprocessedVolumeDataset',
     'read_nifti',
     'write_nifti'
 ]

@@ -223,7 +223,8 @@ class _FingerprintJob:
 
 def plan_from_config(cfg, workers: int = 1, memory_gb: Optional[float] = None, log=print, network: bool = True) -> dict:
     """Fingerprints the config's ``preprocess.dataset``, writes ``preprocess.plans_file`` and a
-    ``splits.json`` beside it (5 folds; fewer for tasks of under 5 cases); returns the plans. The patch size is fitted to the config's network
+    ``splits.json`` beside it (5 folds; fewer for tasks of under 5 cases); returns the plans. The
+    patch size is fitted to the config's network
     (``model``; its total stride ``preprocess.divisor``, default the data preprocessor's
     ``size_divisor``), training batch size and ``preprocess.memory_gb`` (or ``memory_gb``);
     ``network=False`` plans without a patch size (no network is built)."""

@@ -2,4 +2,7 @@
 from .postprocessing import decide_largest_component, keep_largest_component
 from .volume_metric import NiftiPredictionWriter, VolumeMetric, dice_from_counts, hd95, write_prediction
 
-__all__ = ['decide_largest_component', 'keep_largest_component', 'VolumeMetric', 'NiftiPredictionWriter', 'dice_from_counts', 'hd95', 'write_prediction']
+__all__ = [
+    'decide_largest_component', 'keep_largest_component', 'VolumeMetric', 'NiftiPredictionWriter', 'dice_from_counts',
+    'hd95', 'write_prediction'
+]

@@ -1,7 +1,18 @@
 from .checks import CheckSegSample
-from .volume import (CropToNonzero, IntensityWindow, LoadPreprocessedPatch, LoadVolumeFromFile, NormalizeFromPlans,
-                     PackVolumeInputs, PadVolume, RandomFlip3D, RandomPatchCrop, RandomRot90, ResampleSpacing,
-                     ZScoreNormalize)
+from .volume import (
+    CropToNonzero,
+    IntensityWindow,
+    LoadPreprocessedPatch,
+    LoadVolumeFromFile,
+    NormalizeFromPlans,
+    PackVolumeInputs,
+    PadVolume,
+    RandomFlip3D,
+    RandomPatchCrop,
+    RandomRot90,
+    ResampleSpacing,
+    ZScoreNormalize,
+)
 
 __all__ = [
     'CheckSegSample', 'LoadVolumeFromFile', 'IntensityWindow', 'ZScoreNormalize', 'NormalizeFromPlans', 'CropToNonzero',

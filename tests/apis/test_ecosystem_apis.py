@@ -9,10 +9,10 @@ import os.path as osp
 import numpy as np
 import pytest
 from mmengine.config import Config
+from test_configs import record_mmcv_ext_calls
 
 from densedet.apis.image_inference import model_kind
 from densedet.ops.mmcv_ext import SERVED
-from test_configs import record_mmcv_ext_calls
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)

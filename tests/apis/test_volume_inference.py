@@ -14,8 +14,8 @@ from densedet.apis.config import prepare_config
 @pytest.fixture(scope='module')
 def demo_checkpoint(tmp_path_factory, repo_root):
     """The demo config's network with weights created here (no training), saved as mmengine does."""
-    from mmseg.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
     init_default_scope('mmseg')
     cfg = Config.fromfile(os.path.join(repo_root, 'configs/demo/denseunet3d_msd-liver_demo.py'))
     torch.manual_seed(0)

@@ -74,7 +74,8 @@ def test_degenerate_boxes_are_skipped_with_warning(coco_demo, tmp_path):
 
     data = _edit(root, edit)
     ids = [data['annotations'][0]['id'], data['annotations'][1]['id']]
-    with pytest.warns(UserWarning, match=rf'2 annotations with a zero-width.*skipped \(annotation ids {ids[0]}, {ids[1]}\)'):
+    with pytest.warns(UserWarning,
+                      match=rf'2 annotations with a zero-width.*skipped \(annotation ids {ids[0]}, {ids[1]}\)'):
         ds = _build(root)
     kept = {tuple(inst['bbox']) for i in range(len(ds)) for inst in ds.get_data_info(i)['instances']}
     assert len(kept) == len(data['annotations']) - 2

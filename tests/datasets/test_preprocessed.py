@@ -15,8 +15,14 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from densedet.datasets import PreprocessedVolumeDataset, read_nifti, write_nifti
-from densedet.datasets.planning import (fit_patch_size, load_plans, make_plans, make_splits, plan_from_config,
-                                        target_spacing)
+from densedet.datasets.planning import (
+    fit_patch_size,
+    load_plans,
+    make_plans,
+    make_splits,
+    plan_from_config,
+    target_spacing,
+)
 from densedet.datasets.preprocessed import preprocess_dataset
 from densedet.transforms import LoadPreprocessedPatch
 
@@ -243,7 +249,8 @@ def test_bad_cases_fail_at_planning_naming_the_case(task, config_for, tmp_path):
     image = osp.join(broken, 'imagesTr', 'liver_3.nii.gz')
     vol = read_nifti(image)
     nib.save(nib.Nifti1Image(np.stack([vol.data.transpose(2, 1, 0)] * 2, -1), vol.affine), image)  # 4D
-    with pytest.raises(ValueError, match=r"case 'liver_3' image file .*liver_3.nii.gz has shape .* \(4D\); expected 3D"):
+    with pytest.raises(ValueError,
+                       match=r"case 'liver_3' image file .*liver_3.nii.gz has shape .* \(4D\); expected 3D"):
         plan_from_config(cfg, log=lambda *a: None)
     os.remove(image)
     with pytest.raises(FileNotFoundError, match=r"case 'liver_3'"):
@@ -260,6 +267,7 @@ def test_prediction_through_the_plans_comes_back_on_the_original_grid(preprocess
     nibabel's anatomical.nii (a real scanner file, 2 mm; its own plans: MR z-score, 3 mm)."""
     raw, cfg, _ = preprocessed
     import torch
+
     from densedet.apis import inference_volume, init_volume_model
     torch.manual_seed(0)
     model = init_volume_model(cfg)

@@ -107,10 +107,10 @@ def nms_cases():
 def detector_case():
     """Mask R-CNN RDNet-T (the COCO demo config): one train step (losses, gradient sums) and a
     prediction, on seeded weights and a seeded batch of two 128x160 images."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
     from mmengine.structures import InstanceData
     cfg = Config.fromfile(osp.join(ROOT, DETECTOR_CONFIG))
     init_default_scope('mmdet')

@@ -142,7 +142,8 @@ def test_a_compiled_extension_wins_over_the_finder(tmp_path):
             f'import importlib.util as u; s = u.spec_from_file_location("hook", {OPS_FILE!r})\n'
             'm = u.module_from_spec(s); s.loader.exec_module(m); m.install_finder(); m.install_finder()\n'
             'import mmcv._ext as ext\n'
-            'print(ext.__file__, m.backend(), sum(type(f).__name__ == "_TorchvisionOpsFinder" for f in sys.meta_path))\n')
+            'finders = sum(type(f).__name__ == "_TorchvisionOpsFinder" for f in sys.meta_path)\n'
+            'print(ext.__file__, m.backend(), finders)\n')
     out = _python(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [OPS_FILE, 'torchvision', '1']  # no compiled ops: ours, finder added once

@@ -185,7 +185,8 @@ def test_plan_preprocess_train_test_and_postprocess_through_the_tools(repo_root,
     log = _run(['tools/test.py', cfg, ckpt, '--work-dir', str(work), '--out', str(out), '--tta', '--cfg-options',
                 *opts], repo_root)
     assert 'wrote 1 NIfTI predictions' in log and 'mGlobalDice' in log
-    src, pred = nib.load(osp.join(msd_demo, 'imagesTr', f'{val_case}.nii.gz')), nib.load(str(out / f'{val_case}.nii.gz'))
+    src = nib.load(osp.join(msd_demo, 'imagesTr', f'{val_case}.nii.gz'))
+    pred = nib.load(str(out / f'{val_case}.nii.gz'))
     assert pred.shape == src.shape and np.allclose(pred.affine, src.affine, atol=1e-5)
     log = _run(['tools/analysis/decide_postprocessing.py', cfg, str(out)], repo_root)
     assert 'liver: Dice' in log and 'tumour: Dice' in log

@@ -3,9 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from densedet.transforms import (CropToNonzero, IntensityWindow, NormalizeFromPlans, PackVolumeInputs, PadVolume,
-                                 RandomFlip3D, RandomPatchCrop,
-                                 RandomRot90, ResampleSpacing, ZScoreNormalize)
+from densedet.transforms import (
+    CropToNonzero,
+    IntensityWindow,
+    NormalizeFromPlans,
+    PackVolumeInputs,
+    PadVolume,
+    RandomFlip3D,
+    RandomPatchCrop,
+    RandomRot90,
+    ResampleSpacing,
+    ZScoreNormalize,
+)
 from densedet.transforms.volume import resampled_affine
 
 

@@ -116,9 +116,9 @@ FAMILIES = {'rdnet': 'RDNet', 'densenet': 'DenseNet', 'vovnet': 'VoVNet', 'dla':
 
 def _build(name: str, arch: str, config: str = None, family: str = 'rdnet'):
     import timm
+    from mmengine.registry import MODELS
 
     import densedet  # noqa: F401
-    from mmengine.registry import MODELS
     torch.manual_seed(0)
     if config:
         from mmengine.config import Config
@@ -153,14 +153,14 @@ RESNET50 = dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
 
 def _detector_task(name: str, size: int, batch: int):
     """(module, predict(), train_loss()) for Mask R-CNN with RDNet-T ('rdnet') or ResNet-50 ('resnet50')."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
     from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import MODELS, init_default_scope
+    from mmengine.structures import InstanceData
 
     import densedet  # noqa: F401
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
     torch.manual_seed(0)
     cfg = Config.fromfile(DETECTOR_CONFIG)
     init_default_scope('mmdet')

@@ -38,12 +38,12 @@ def load_torchvision_ext():
 
 
 def detector(size, batch):
+    import numpy as np
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.structures import InstanceData
-    import numpy as np
     cfg = Config.fromfile(CONFIG)
     init_default_scope('mmdet')
     torch.manual_seed(0)
@@ -123,8 +123,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sys.path.insert(0, ROOT)
-    import densedet  # noqa: F401  (registers RDNet)
     import mmcv.ops  # noqa: F401
+
+    import densedet  # noqa: F401  (registers RDNet)
     # mmcv.ops re-binds the names nms / roi_align to functions: take the modules themselves.
     nms_module, roi_align_module = sys.modules['mmcv.ops.nms'], sys.modules['mmcv.ops.roi_align']
     from densedet.ops.mmcv_ext import backend

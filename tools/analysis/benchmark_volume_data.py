@@ -222,9 +222,10 @@ def run(args) -> dict:
     report = dict(cases=args.cases, shape=[args.depth, args.size, args.size], patch=list(args.patch))
 
     # (b) densedet: plan + preprocess (one process), timed per case
+    import shutil
+
     from densedet.datasets.planning import plan_from_config
     from densedet.datasets.preprocessed import preprocess_dataset
-    import shutil
     shutil.rmtree(osp.join(work, 'densedet_pre'), ignore_errors=True)
     pre = _densedet_cfg(task, work)
     t = time.perf_counter()

@@ -87,7 +87,8 @@ def main():
             rows.append((f'{args.neck} {" ".join(args.neck_options)}'.strip(),
                          neck_complexity(cfg, args.in_channels, args.shape)))
         for name, res in rows:
-            print(f'{name} @ {args.shape[0]}x{args.shape[1]}, in {args.in_channels}: params {res["params"] / 1e6:.2f} M '
+            print(f'{name} @ {args.shape[0]}x{args.shape[1]}, in {args.in_channels}: '
+                  f'params {res["params"] / 1e6:.2f} M '
                   f'({res["params"] / fpn["params"]:.2f}x FPN), FLOPs {res["flops"] / 1e9:.2f} G '
                   f'({res["flops"] / fpn["flops"]:.2f}x FPN)')
         return

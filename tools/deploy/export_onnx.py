@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis import export_onnx, init_model  # noqa: E402
+from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel  # noqa: E402
 
 
@@ -83,7 +83,9 @@ def main(argv=None):
     if args.no_check:
         return None
     # A free-size graph is checked off its example size too: that is where exports go wrong.
-    shapes = [args.shape] + ([[s + SIZE_DIVISOR * (i + 1) for i, s in enumerate(args.shape)]] if args.dynamic_size else [])
+    shapes = [args.shape]
+    if args.dynamic_size:
+        shapes.append([s + SIZE_DIVISOR * (i + 1) for i, s in enumerate(args.shape)])
     diff = max(compare_with_onnxruntime(model, wrapper, out, shape) for shape in shapes)
     sizes = ' and '.join('x'.join(map(str, shape)) for shape in shapes)
     print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g} (input {sizes})')

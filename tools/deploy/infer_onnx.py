@@ -6,7 +6,8 @@ and Pillow only (no torch, no mmcv at run time).
 INPUT: an image, a folder of images or a quoted glob. For a fixed-size graph each image is resized
 to the model's input size, segmented, and the label map resized back (nearest); a free-size graph
 (``export_onnx.py --dynamic-size``) gets the image at its own size, padded at the bottom / right to
-the graph's ``size_divisor`` with its ``pad_pixel``, and the label map is cropped back. Writes ``overlays/<name>.png`` (the prediction's palette colours
+the graph's ``size_divisor`` with its ``pad_pixel``, and the label map is cropped back. Writes
+``overlays/<name>.png`` (the prediction's palette colours
 blended over the image) and ``pred/<name>.png`` (palette PNG, pixel value = class index), as
 tools/infer.py does; classes / palette come from the ONNX metadata.
 """

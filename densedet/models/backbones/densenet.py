@@ -24,8 +24,16 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
-from ..layers import (DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers, max_pool_type,
-                      norm_cfg_for_dims)
+
+from ..layers import (
+    DenseBlock,
+    DenseLayer,
+    DenseTransition,
+    conv_type,
+    make_dense_layers,
+    max_pool_type,
+    norm_cfg_for_dims,
+)
 from .base import DenseBackbone
 
 
@@ -168,7 +176,8 @@ class DenseNet(DenseBackbone):
         return tuple(outs)
 
 
-_OLD_TORCHVISION_KEY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$')
+_OLD_TORCHVISION_KEY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.'
+                                  r'((?:[12])\.(?:weight|bias|running_mean|running_var))$')
 
 
 def torchvision_densenet_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -16,9 +16,9 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
+
 from ..utils import maybe_checkpoint
 from .base import DenseBackbone, drop_prefixes
-
 
 _BN = dict(type='BN', requires_grad=True)
 _RELU = dict(type='ReLU', inplace=True)

@@ -17,6 +17,7 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
+
 from ..utils import maybe_checkpoint
 from .base import DenseBackbone, drop_prefixes
 
@@ -130,8 +131,8 @@ class DPN(DenseBackbone):
         self.with_cp = with_cp
         stem = arch['stem_channels']
         kernel = 3 if arch['small'] else 7
-        blocks = OrderedDict(conv1_1=ConvBnAct(in_channels, stem, kernel, stride=2, norm_cfg=norm_cfg,
-                                               act_cfg=act_cfg), conv1_pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        blocks = OrderedDict(conv1_1=ConvBnAct(in_channels, stem, kernel, stride=2, norm_cfg=norm_cfg, act_cfg=act_cfg),
+                             conv1_pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
         width_factor = 1 if arch['small'] else 4
         num_strided = {32: 3, 16: 2, 8: 1}[output_stride]

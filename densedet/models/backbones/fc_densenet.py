@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from densedet.registry import MODELS
+
 from ..layers import DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers
 from ..utils import check_poolable
 from .base import DenseBackbone, kaiming_init_convs

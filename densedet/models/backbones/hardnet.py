@@ -18,6 +18,7 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from densedet.registry import MODELS
+
 from ..layers import DenseBlock, harmonic_links
 from ..utils import maybe_checkpoint
 from .base import DenseBackbone

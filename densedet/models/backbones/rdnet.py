@@ -22,6 +22,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from densedet.registry import MODELS
+
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, make_dense_layers, round_down_to_multiple
 from .base import DenseBackbone, kaiming_init_convs
 

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from densedet.registry import MODELS
+
 from ..layers import conv_block, max_pool_type
 from ..utils import check_poolable
 from .base import DenseBackbone

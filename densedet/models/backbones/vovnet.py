@@ -20,6 +20,7 @@ from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks import DropPath
 
 from densedet.registry import MODELS
+
 from ..layers import DenseBlock, EffectiveSE
 from ..utils import maybe_checkpoint
 from .base import DenseBackbone, drop_prefixes, kaiming_init_convs

@@ -3,10 +3,18 @@ from .conv_block import conv_block
 from .dense import DenseBlock, DenseLayer, DenseTransition, harmonic_links, make_dense_layers
 from .norm import LayerNorm2d
 from .squeeze_excite import EffectiveSE
-from .utils import (avg_pool_type, batch_norm_type, conv_transpose_type, conv_type, max_pool_type, norm_cfg_for_dims,
-                    round_down_to_multiple)
+from .utils import (
+    avg_pool_type,
+    batch_norm_type,
+    conv_transpose_type,
+    conv_type,
+    max_pool_type,
+    norm_cfg_for_dims,
+    round_down_to_multiple,
+)
 
 __all__ = [
-    'conv_block', 'DenseBlock', 'DenseLayer', 'DenseTransition', 'harmonic_links', 'make_dense_layers', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type',
-    'batch_norm_type', 'max_pool_type', 'avg_pool_type', 'norm_cfg_for_dims', 'round_down_to_multiple'
+    'conv_block', 'DenseBlock', 'DenseLayer', 'DenseTransition', 'harmonic_links', 'make_dense_layers', 'LayerNorm2d',
+    'EffectiveSE', 'conv_type', 'conv_transpose_type', 'batch_norm_type', 'max_pool_type', 'avg_pool_type',
+    'norm_cfg_for_dims', 'round_down_to_multiple'
 ]

@@ -23,6 +23,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.registry import MODELS
+
 from ..layers import norm_cfg_for_dims
 from .volume_encoder_decoder import DEFAULT_LOSSES, BaseVolumeSegmentor, resize_logits
 

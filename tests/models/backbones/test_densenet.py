@@ -1,9 +1,9 @@
 import pytest
 import torch
 import torchvision
+from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 from densedet.models.backbones import DenseNet
-from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 CHANNELS = {'121': (256, 512, 1024, 1024), '169': (256, 512, 1280, 1664), '201': (256, 512, 1792, 1920),
             '161': (384, 768, 2112, 2208)}

@@ -1,10 +1,15 @@
 import pytest
 import timm
 import torch
+from helpers import (
+    assert_matches_reference,
+    assert_other_arch_rejected,
+    assert_output_strides,
+    assert_with_cp_matches_plain,
+    randomize_batch_norms,
+)
 
 from densedet.models.backbones import DLA
-from helpers import (assert_matches_reference, assert_other_arch_rejected, assert_output_strides,
-                     assert_with_cp_matches_plain, randomize_batch_norms)
 
 CHANNELS = {'34': (64, 128, 256, 512), '60': (128, 256, 512, 1024), '102': (128, 256, 512, 1024)}
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
+from helpers import assert_other_arch_rejected, assert_output_strides
 
 from densedet.models.backbones import HarDNet
-from helpers import assert_other_arch_rejected, assert_output_strides
 
 # Paper / official README: parameters with the 1000-class classifier.
 PAPER_PARAMS_M = {'68': 17.6, '85': 36.7}

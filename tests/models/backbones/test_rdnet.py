@@ -1,10 +1,10 @@
 import pytest
 import timm
 import torch
+from helpers import assert_output_strides, assert_with_cp_matches_plain
 from safetensors.torch import save_file
 
 from densedet.models.backbones import RDNet
-from helpers import assert_output_strides, assert_with_cp_matches_plain
 
 ARCH_CHANNELS = {
     'tiny': (256, 440, 744, 1040),

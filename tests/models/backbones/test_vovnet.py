@@ -1,10 +1,15 @@
 import pytest
 import torch
+from helpers import (
+    assert_matches_reference,
+    assert_other_arch_rejected,
+    assert_output_strides,
+    assert_with_cp_matches_plain,
+    randomize_batch_norms,
+)
 from timm.models.vovnet import VovNet, model_cfgs
 
 from densedet.models.backbones import VoVNet
-from helpers import (assert_matches_reference, assert_other_arch_rejected, assert_output_strides,
-                     assert_with_cp_matches_plain, randomize_batch_norms)
 
 
 def _timm(arch):

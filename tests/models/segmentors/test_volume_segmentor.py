@@ -6,6 +6,7 @@ from volume_helpers import build, samples
 from densedet.models.losses import SoftDiceLoss
 from densedet.structures import VolumeDataSample
 
+
 def test_loss_backward_and_predict_geometry():
     model = build()
     losses = model.loss(torch.randn(2, 1, 8, 32, 32), samples(2, (8, 32, 32)))
