@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import zlib
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -172,14 +172,20 @@ def make_splits(case_ids: Sequence[str], folds: int = 5, seed: int = 12345) -> L
                  val=sorted(ids[i] for i in parts[k])) for k in range(folds)]
 
 
-def write_json(obj, path: str) -> str:
-    """Atomic JSON write (a temporary file in the same folder, then renamed)."""
+def atomic_write(path: str, write: Callable, mode: str = 'wb') -> str:
+    """``write(file)`` into a temporary file beside ``path``, then renamed to it: readers see the
+    old file or the whole new one, never a part."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
+    with open(tmp, mode) as f:
+        write(f)
     os.replace(tmp, path)
     return path
+
+
+def write_json(obj, path: str) -> str:
+    """Atomic JSON write."""
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=1), mode='w')
 
 
 @lru_cache(maxsize=16)

@@ -35,7 +35,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import numpy as np
 from mmengine.registry import DATASETS
 
-from .planning import load_plans, write_json
+from .planning import atomic_write, load_plans, write_json
 from .volume import VolumeDataset
 
 LOCATION_SAMPLES = 10000  # foreground voxels stored per class (at least 1 % of them when more)
@@ -43,7 +43,8 @@ LOCATION_SAMPLES = 10000  # foreground voxels stored per class (at least 1 % of 
 
 def source_stat(paths: Sequence[str]) -> List[list]:
     """``[path, size, mtime_ns]`` of each raw file (what tells a changed case)."""
-    return [[osp.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+    stats = [(p, os.stat(p)) for p in paths]
+    return [[osp.abspath(p), s.st_size, s.st_mtime_ns] for p, s in stats]
 
 
 def case_sources(item: dict) -> List[str]:
@@ -58,13 +59,6 @@ def pipeline_stamp(pipeline: Sequence[dict]) -> str:
             with open(step['plans_file'], 'rb') as f:
                 digest.update(f.read())
     return digest.hexdigest()[:16]
-
-
-def _save_npy(path: str, array: np.ndarray) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        np.save(f, array)
-    os.replace(tmp, path)
 
 
 def foreground_locations(seg: np.ndarray, num_classes: int, seed: int) -> dict:
@@ -110,15 +104,12 @@ def preprocess_case(item: dict, pipeline: Sequence[dict], out_dir: str, stamp: s
     start = time.perf_counter()
     results = Compose(pipeline)(dict(item))
     paths = case_paths(out_dir, item['case_id'])
-    os.makedirs(osp.dirname(paths['img']), exist_ok=True)
-    _save_npy(paths['img'], np.ascontiguousarray(results['img'], dtype=np.float32))
+    img = np.ascontiguousarray(results['img'], dtype=np.float32)
+    atomic_write(paths['img'], lambda f: np.save(f, img))
     seg = np.ascontiguousarray(results['gt_seg'], dtype=np.uint8)
-    _save_npy(paths['seg'], seg)
+    atomic_write(paths['seg'], lambda f: np.save(f, seg))
     locations = foreground_locations(seg, len(item['label_values']), zlib.crc32(item['case_id'].encode()))
-    tmp = f'{paths["locations"]}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        np.savez(f, **locations)
-    os.replace(tmp, paths['locations'])
+    atomic_write(paths['locations'], lambda f: np.savez(f, **locations))
     props = dict(case_id=item['case_id'], stamp=stamp, sources=source_stat(case_sources(item)),
                  shape=list(seg.shape), spacing=list(results['spacing']),
                  affine=np.asarray(results['affine']).tolist(), ori_shape=list(results['ori_shape']),
