@@ -20,7 +20,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
-from densedet.apis.config import prepare_config  # noqa: E402
+from densedet.apis.config import enable_exact_resume, prepare_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,6 +39,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
                          cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume)
+    enable_exact_resume(cfg)
     if args.amp:
         from densedet.apis.config import enable_amp
         enable_amp(cfg)

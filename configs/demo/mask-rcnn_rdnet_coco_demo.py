@@ -28,8 +28,10 @@ test_pipeline = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 dataset_type = 'CheckedCocoDataset'
+# Workers started per epoch (seeded by randomness.seed each time): --resume then continues exactly
+# (densedet.engine.RandomStateHook); persistent workers carry their random streams across epochs.
 train_dataloader = dict(
-    batch_size=4, num_workers=2,
+    batch_size=4, num_workers=2, persistent_workers=False,
     dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train2017.json', data_prefix=dict(img='train2017/'),
                  pipeline=train_pipeline))

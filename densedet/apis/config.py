@@ -37,6 +37,30 @@ def prepare_config(cfg: Config, config_path: str, work_dir: Optional[str] = None
     return cfg
 
 
+def enable_exact_resume(cfg: Config) -> None:
+    """Training runs continue exactly after ``--resume`` (:class:`densedet.engine.RandomStateHook`).
+
+    Adds the hook to ``custom_hooks`` (once). When resuming a config without
+    ``randomness.seed``, the seed mmengine drew for the interrupted run is read from its
+    checkpoint: the data workers are seeded when the loop is built, before mmengine reads the
+    checkpoint, and would otherwise get a new seed."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(hook.get('type') in ('RandomStateHook', 'densedet.RandomStateHook') for hook in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RandomStateHook')]
+    randomness = cfg.get('randomness') or {}
+    if not cfg.get('resume') or randomness.get('seed') is not None:
+        return
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+    checkpoint = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if checkpoint and osp.isfile(checkpoint):
+        import torch
+
+        from densedet.engine.checkpoint import safe_load
+        seed = safe_load(torch.load, checkpoint, map_location='cpu', mmap=True).get('meta', {}).get('seed')
+        if seed is not None:
+            cfg.randomness = dict(randomness, seed=seed)
+
+
 def resolve_load_from(cfg: Config) -> None:
     """``load_from`` may name a work dir's ``last_checkpoint`` file (mmengine's pointer to the
     latest checkpoint): staged recipes chain their stages that way. It is replaced by the

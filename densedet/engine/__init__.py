@@ -1,4 +1,5 @@
+from .hooks import RandomStateHook
 from .optim_wrappers import CPUAmpOptimWrapper
 from .optimizers import DenseLayerDecayConstructor
 
-__all__ = ['CPUAmpOptimWrapper', 'DenseLayerDecayConstructor']
+__all__ = ['CPUAmpOptimWrapper', 'DenseLayerDecayConstructor', 'RandomStateHook']

@@ -14,8 +14,9 @@ class DenseLayerDecayConstructor(DefaultOptimWrapperConstructor):
     """Stage-wise learning-rate decay, as in the official RDNet recipes.
 
     Works with any backbone that defines ``num_layer_groups`` and
-    ``layer_group_id(param_name)`` (RDNet: the stem is group 0 and each dense
-    stage ``i`` is group ``i + 1``). With ``G = num_layer_groups`` and decay
+    ``layer_group_id(param_name)``: every densedet backbone does (the stem is group 0, output
+    level ``i`` and what leads to it group ``i + 1``, see ``DenseBackbone.layer_group_id``; RDNet
+    keeps the official recipe's groups: the stem, then one per dense stage). With ``G = num_layer_groups`` and decay
     ``d``, a backbone parameter in group ``g`` gets ``lr * d ** (G - g)``; every
     parameter outside the backbone (necks, heads) gets ``lr``. One-dimensional
     parameters (norms, biases, layer scales) get no weight decay.

@@ -1,6 +1,6 @@
 """What every densedet backbone shares: arch lookup, output bookkeeping, freezing, weight loading."""
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -12,16 +12,32 @@ from ..utils import freeze, load_pretrained_weights, set_norm_eval, validate_fro
 class DenseBackbone(BaseModule):
     """Base class of the densedet backbones (mmseg/mmdet conventions outside, timm inside).
 
-    A family defines :attr:`arch_settings`, builds its modules, fills ``feature_info``
-    (``num_chs``, ``reduction``, ``module`` per output level) and calls
-    :meth:`_init_outputs`; it implements :meth:`_frozen_modules` and, for checkpoints
-    whose names differ from its own, :meth:`checkpoint_filter`.
+    ``__init__`` takes and checks the arguments every family shares: ``arch`` (a name of
+    :attr:`arch_settings`, an int for numbered archs, or a dict), ``out_indices``,
+    ``frozen_stages``, ``output_stride`` (``None`` for families without dilated variants),
+    ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``with_cp``, ``init_cfg`` (and mmseg's deprecated
+    ``pretrained``). A family then builds its modules (:meth:`_stride_plan` gives the
+    stride / dilation of each level for ``output_stride``), fills ``feature_info`` (``num_chs``,
+    ``reduction``, ``module`` per output level, timm's convention) and calls
+    :meth:`_init_outputs`. It implements :meth:`_frozen_modules` and, for checkpoints whose names
+    differ from its own, overrides :meth:`checkpoint_filter` (``drop_prefixes`` covers
+    classifier heads). Layer-wise lr decay groups (:meth:`layer_group_id`) follow from
+    ``feature_info``.
     """
 
     arch_settings: Dict[str, dict] = {}
-    norm_eval: bool = False
 
-    def __init__(self, init_cfg: Optional[Union[dict, List[dict]]] = None, pretrained: Optional[str] = None):
+    def __init__(self,
+                 arch: Union[str, int, dict, None] = None,
+                 out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 output_stride: Optional[int] = None,
+                 norm_eval: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
         # mmseg's EncoderDecoder hands ``model.pretrained`` (set by 23 of mmseg's model bases) to
         # the backbone; like mmseg's own backbones, take it as a deprecated spelling of init_cfg.
         if pretrained is not None:
@@ -31,6 +47,17 @@ class DenseBackbone(BaseModule):
                           f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})")
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
+        #: the resolved arch settings (a dict); ``arch_name`` is its name or ``'custom'``
+        self.arch = self._resolve_arch(arch) if arch is not None else None
+        if output_stride is not None and output_stride not in (8, 16, 32):
+            raise ValueError(f'{type(self).__name__}: output_stride must be 8, 16 or 32, got {output_stride}')
+        self.output_stride = output_stride
+        self._requested_out_indices = out_indices
+        self._requested_frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
+        self.with_cp = with_cp
 
     def _resolve_arch(self, arch: Union[str, int, dict]) -> dict:
         """Returns the settings of ``arch`` (a name, an int for numbered archs, or a dict)."""
@@ -48,22 +75,68 @@ class DenseBackbone(BaseModule):
         self.arch_name = 'custom'
         return arch
 
-    def _check_output_stride(self, output_stride: int) -> int:
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f'{type(self).__name__}: output_stride must be 8, 16 or 32, got {output_stride}')
-        return output_stride
+    def _stride_plan(self, reduction: int, num_levels: int) -> List[Tuple[bool, int, int]]:
+        """``(downsample, reduction, dilation)`` for ``num_levels`` levels that each halve the
+        resolution in the reference network, starting from ``reduction``: once ``output_stride``
+        is reached a level keeps the resolution and doubles the dilation instead (mmseg's
+        ``-d8`` / ``-d16`` backbones)."""
+        plan, dilation = [], 1
+        for _ in range(num_levels):
+            downsample = reduction < self.output_stride
+            if downsample:
+                reduction *= 2
+            else:
+                dilation *= 2
+            plan.append((downsample, reduction, dilation))
+        return plan
 
-    def _init_outputs(self, feature_info: List[dict], out_indices: Sequence[int], frozen_stages: int):
-        """Validates ``out_indices``/``frozen_stages`` against ``feature_info`` and freezes."""
+    def _init_outputs(self, feature_info: List[dict]):
+        """Validates ``out_indices`` (``None``: every level) and ``frozen_stages`` against
+        ``feature_info`` and freezes."""
         owner = type(self).__name__
         #: channels / stride / module of every output level (timm's ``feature_info``).
         self.feature_info = feature_info
+        out_indices = self._requested_out_indices
+        if out_indices is None:
+            out_indices = range(len(feature_info))
         self.out_indices = validate_out_indices(out_indices, len(feature_info), owner)
-        self.frozen_stages = validate_frozen_stages(frozen_stages, len(feature_info), owner)
+        self.frozen_stages = validate_frozen_stages(self._requested_frozen_stages, len(feature_info), owner)
         #: channels and strides of the returned outputs, in order.
         self.out_channels = tuple(feature_info[i]['num_chs'] for i in self.out_indices)
         self.out_strides = tuple(feature_info[i]['reduction'] for i in self.out_indices)
         self._freeze_stages()
+
+    @property
+    def num_layer_groups(self) -> int:
+        """Groups for layer-wise lr decay: the stem, then one per ``feature_info`` level."""
+        return 1 + len(self.feature_info)
+
+    def layer_group_id(self, param_name: str) -> int:
+        """Layer-wise lr-decay group of a backbone parameter (timm's ``group_matcher`` idea,
+        derived from ``feature_info``): 0 for the stem (what comes before the first level's
+        module), ``i + 1`` for level ``i``'s module and what sits between it and the previous
+        level (transitions, downsampling), :attr:`num_layer_groups` after the last level.
+        Modules are taken in registration order, which is the order they run in for every family
+        (tests/models/backbones/test_layer_groups.py checks it); a family that registers
+        otherwise overrides this method."""
+        groups = self.__dict__.get('_layer_groups')
+        if groups is None:
+            groups = self.__dict__['_layer_groups'] = self._layer_groups_from_feature_info()
+        if param_name not in groups:
+            raise KeyError(f'{type(self).__name__}: no parameter named {param_name!r}')
+        return groups[param_name]
+
+    def _layer_groups_from_feature_info(self) -> Dict[str, int]:
+        prefixes = [info['module'] + '.' for info in self.feature_info]
+        groups, passed = {}, 0  # passed: levels whose module has been seen
+        for name, _ in self.named_parameters():
+            level = next((i for i, prefix in enumerate(prefixes) if name.startswith(prefix)), None)
+            if level is not None:
+                groups[name] = level + 1
+                passed = max(passed, level + 1)
+            else:
+                groups[name] = 0 if passed == 0 else passed + 1
+        return groups
 
     def _frozen_modules(self) -> List[nn.Module]:
         """The modules ``frozen_stages`` freezes (the stem for 0, plus levels < k for k)."""

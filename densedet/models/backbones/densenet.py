@@ -89,12 +89,10 @@ class DenseNet(DenseBackbone):
                  stem_output: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        arch = self._resolve_arch(arch)
-        self._check_output_stride(output_stride)
+        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
+                         init_cfg, pretrained)
+        arch = self.arch
         growth, blocks = arch['growth_rate'], arch['block_config']
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
         self.stem_output = stem_output
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
@@ -106,20 +104,15 @@ class DenseNet(DenseBackbone):
             ('pool0', max_pool_type(spatial_dims)(kernel_size=3, stride=2, padding=1)),
         ])
         stem_info = [dict(num_chs=channels, reduction=2, module='features.relu0')] if stem_output else []
-        # Levels past the output stride keep their resolution and dilate instead.
-        num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
-        feature_info, stride, dilation = [], 4, 1
-        for i, num_layers in enumerate(blocks):
+        # the first block follows the stem's pooling; each transition after it pools (or dilates)
+        plan = [(True, 4, 1)] + self._stride_plan(4, len(blocks) - 1)
+        feature_info = []
+        for i, (num_layers, (downsample, stride, dilation)) in enumerate(zip(blocks, plan)):
             if i > 0:
-                pool = 'avg' if i <= num_strided else None
-                features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool=pool, norm_cfg=norm_cfg,
-                                                             act_cfg=act_cfg, spatial_dims=spatial_dims,
-                                                             pool_size=transition_pool_size)
+                features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool='avg' if downsample else None,
+                                                             norm_cfg=norm_cfg, act_cfg=act_cfg,
+                                                             spatial_dims=spatial_dims, pool_size=transition_pool_size)
                 channels //= 2
-                if pool:
-                    stride *= 2
-                else:
-                    dilation *= 2
             layers = make_dense_layers(
                 num_layers, channels, growth,
                 lambda j, c, d=dilation: DenseLayer(c, growth, bn_size, drop_rate, dilation=d, norm_cfg=norm_cfg,
@@ -133,7 +126,7 @@ class DenseNet(DenseBackbone):
         self.num_blocks = len(blocks)
         self.final_act = build_activation_layer(act_cfg)
 
-        self._init_outputs(stem_info + feature_info, out_indices, frozen_stages)
+        self._init_outputs(stem_info + feature_info)
 
     def _level_modules(self, level: int) -> List[nn.Module]:
         names = ([f'transition{level}'] if level > 0 else []) + [f'denseblock{level + 1}']

@@ -154,30 +154,22 @@ class DLA(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        arch = self._resolve_arch(arch)
-        self._check_output_stride(output_stride)
+        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
+                         init_cfg, pretrained)
+        arch = self.arch
         levels, ch = arch['levels'], arch['channels']
         block = self.blocks[arch['block']]
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
         self.base_layer = nn.Sequential(*_conv_bn(in_channels, ch[0], 7, norm_cfg=norm_cfg),
                                         build_activation_layer(act_cfg))
         self.level0 = self._conv_level(ch[0], ch[0], levels[0], 1, norm_cfg, act_cfg)
         self.level1 = self._conv_level(ch[0], ch[1], levels[1], 2, norm_cfg, act_cfg)
-        num_strided = {32: 4, 16: 3, 8: 2}[output_stride]  # of levels 2..5
-        feature_info, stride, dilation = [], 2, 1
-        for i in range(2, 6):
-            strided = i - 2 < num_strided
-            if strided:
-                stride *= 2
-            else:
-                dilation *= 2
+        feature_info = []
+        for i, (strided, stride, dilation) in enumerate(self._stride_plan(2, 4), start=2):
             tree = DLATree(levels[i], block, ch[i - 1], ch[i], 2 if strided else 1, dilation, level_root=i > 2,
                            root_residual=arch['root_residual'], norm_cfg=norm_cfg, act_cfg=act_cfg)
             self.add_module(f'level{i}', tree)
             feature_info.append(dict(num_chs=ch[i], reduction=stride, module=f'level{i}'))
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(feature_info)
 
     @staticmethod
     def _conv_level(in_ch, out_ch, convs, stride, norm_cfg, act_cfg):

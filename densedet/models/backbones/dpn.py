@@ -124,27 +124,22 @@ class DPN(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        arch = self._resolve_arch(arch)
-        self._check_output_stride(output_stride)
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
+                         init_cfg, pretrained)
+        arch = self.arch
         stem = arch['stem_channels']
         kernel = 3 if arch['small'] else 7
         blocks = OrderedDict(conv1_1=ConvBnAct(in_channels, stem, kernel, stride=2, norm_cfg=norm_cfg, act_cfg=act_cfg),
                              conv1_pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
         width_factor = 1 if arch['small'] else 4
-        num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
-        channels, stride, dilation = stem, 4, 1
+        channels = stem
+        plan = [(False, 4, 1)] + self._stride_plan(4, 3)  # conv2 keeps the stem's stride 4
         feature_info, self._level_ends = [], []
         for i, (base, depth, inc) in enumerate(zip((64, 128, 256, 512), arch['depths'], arch['incs'])):
             width, mid = base * width_factor, arch['k_r'] * base // 64
-            block_stride = 1
-            if 0 < i <= num_strided:
-                block_stride, stride = 2, stride * 2
-            elif i > num_strided:
-                dilation *= 2
+            downsample, stride, dilation = plan[i]
+            block_stride = 2 if downsample else 1
             for j in range(1, depth + 1):
                 kind = 'normal' if j > 1 else ('proj' if i == 0 else 'down')
                 blocks[f'conv{i + 2}_{j}'] = DualPathBlock(channels, mid, width, inc, arch['groups'], kind,
@@ -156,7 +151,7 @@ class DPN(DenseBackbone):
         blocks['conv5_bn_ac'] = BnAct(channels, norm_cfg, act_cfg)
         self.features = nn.Sequential(blocks)
 
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(feature_info)
 
     def _frozen_modules(self):
         end = 2 if self.frozen_stages == 0 else self._level_ends[self.frozen_stages - 1] + 1

@@ -78,15 +78,15 @@ class FCDenseNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        self.arch = arch = self._resolve_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, norm_eval=norm_eval, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                         with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
+        arch = self.arch
         layers = tuple(arch['layers'])
         if len(layers) % 2 != 1 or len(layers) < 3:
             raise ValueError(f'FCDenseNet: arch layers must have 2 * n_pool + 1 entries, got {layers}')
         self.n_pool = n_pool = len(layers) // 2
         growth = arch['growth']
         self.spatial_dims = spatial_dims
-        self.norm_eval = norm_eval
         kw = dict(drop_rate=drop_rate, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
         self.stem = conv_type(spatial_dims)(in_channels, arch['first_channels'], kernel_size=3, padding=1)
@@ -102,8 +102,7 @@ class FCDenseNet(DenseBackbone):
         feature_info.append(dict(num_chs=layers[n_pool] * growth, reduction=2**n_pool, module='bottleneck'))
         #: block lengths of the upsampling path, for FCDenseNetHead
         self.up_layers = layers[n_pool + 1:]
-        self._init_outputs(feature_info, tuple(range(n_pool + 1)) if out_indices is None else out_indices,
-                           frozen_stages)
+        self._init_outputs(feature_info)
 
     def _resolve_arch(self, arch):
         arch = super()._resolve_arch(arch)
@@ -119,6 +118,12 @@ class FCDenseNet(DenseBackbone):
         if self.frozen_stages > self.n_pool:
             modules.append(self.bottleneck)
         return modules
+
+    def layer_group_id(self, param_name: str) -> int:
+        # the transitions are registered after every down block but run between them
+        if param_name.startswith('transitions.'):
+            return int(param_name.split('.')[1]) + 2
+        return super().layer_group_id(param_name)
 
     def _default_init(self):
         # Lasagne HeUniform(gain='relu') weights, zero biases, as the official code.

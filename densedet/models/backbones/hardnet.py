@@ -124,10 +124,9 @@ class HarDNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        arch = self._resolve_arch(arch)
-        self._check_output_stride(output_stride)
-        self.norm_eval = norm_eval
+        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
+                         init_cfg, pretrained)
+        arch = self.arch
         layer_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
 
         def downsample(ch, kernel, stride=2, dilation=1):
@@ -143,12 +142,12 @@ class HarDNet(DenseBackbone):
                 downsample(stem[1], 3)]
         self._stem_end = len(base)
         feature_info, self._level_ends = [], []
-        self.with_cp = with_cp
         # [start, end) of base modules from each block through its 1x1 conv: with_cp recomputes
         # them as one piece, so neither the layers' inputs nor the block's wide output are kept.
         self._segments = []
         channels, stride, dilation = stem[1], 4, 1
         num_blocks = len(arch['layers'])
+        plan = iter(self._stride_plan(stride, sum(map(bool, arch['downsample']))))
         for i in range(num_blocks):
             block = HarDBlock(channels, arch['growth'][i], arch['grmul'], arch['layers'][i], depthwise,
                               dilation=dilation, **layer_cfg)
@@ -163,15 +162,13 @@ class HarDNet(DenseBackbone):
                 feature_info.append(dict(num_chs=channels, reduction=stride, module=f'base.{len(base) - 1}'))
                 self._level_ends.append(len(base) - 1)
             if arch['downsample'][i]:
-                if stride < output_stride:
-                    base.append(downsample(channels, 2))
-                    stride *= 2
-                else:
-                    base.append(downsample(channels, 2, stride=1, dilation=dilation))
-                    dilation *= 2
+                strided, stride, next_dilation = next(plan)
+                base.append(downsample(channels, 2) if strided else
+                            downsample(channels, 2, stride=1, dilation=dilation))
+                dilation = next_dilation
         self.base = nn.ModuleList(base)
 
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(feature_info)
 
     def _frozen_modules(self):
         end = self._stem_end if self.frozen_stages == 0 else self._level_ends[self.frozen_stages - 1] + 1

@@ -122,11 +122,10 @@ class RDNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        self.arch = arch = self._resolve_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
+        arch = self.arch
         growth_rates, downsample = arch['growth_rates'], arch['downsample']
         num_stages = len(growth_rates)
-        self.with_cp = with_cp
 
         patch = arch['patch_size']
         self.stem = nn.Sequential(
@@ -160,7 +159,7 @@ class RDNet(DenseBackbone):
 
         self._level_ends = [int(f['module'].rsplit('.', 1)[1]) for f in feature_info]
         self.out_norms = None
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(feature_info)
         if out_norm_cfg is not None:
             self.out_norms = nn.ModuleList(build_norm_layer(out_norm_cfg, c)[1] for c in self.out_channels)
 

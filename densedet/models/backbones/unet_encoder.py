@@ -40,9 +40,9 @@ class UNetEncoder(DenseBackbone):
                  norm_eval: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval, norm_cfg=norm_cfg,
+                         act_cfg=act_cfg, init_cfg=init_cfg, pretrained=pretrained)
         self.spatial_dims = spatial_dims
-        self.norm_eval = norm_eval
         self.levels = nn.ModuleList()
         prev = in_channels
         for c in channels:
@@ -51,8 +51,7 @@ class UNetEncoder(DenseBackbone):
         self.pool = max_pool_type(spatial_dims)(kernel_size=2, stride=2)
         self.active_levels = len(channels)
         feature_info = [dict(num_chs=c, reduction=2**i, module=f'levels.{i}') for i, c in enumerate(channels)]
-        self._init_outputs(feature_info, tuple(range(len(channels))) if out_indices is None else out_indices,
-                           frozen_stages)
+        self._init_outputs(feature_info)
 
     def _frozen_modules(self):
         return list(self.levels[:max(self.frozen_stages, 1)])

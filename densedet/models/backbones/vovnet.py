@@ -122,10 +122,9 @@ class VoVNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-        arch = self._resolve_arch(arch)
-        self._check_output_stride(output_stride)
-        self.norm_eval = norm_eval
+        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
+                         init_cfg, pretrained)
+        arch = self.arch
         stem = arch['stem_channels']
         conv = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.stem = nn.Sequential(
@@ -135,21 +134,17 @@ class VoVNet(DenseBackbone):
 
         num_blocks = arch['num_blocks']
         dpr = torch.linspace(0, drop_path_rate, sum(num_blocks)).split(list(num_blocks))
-        num_strided = {32: 3, 16: 2, 8: 1}[output_stride]
         stages, feature_info = [], []
-        channels, stride, dilation = stem[2], 4, 1
-        for i in range(4):
-            downsample = 0 < i <= num_strided
-            if i > num_strided:
-                dilation *= 2
-            stride *= 2 if downsample else 1
+        channels = stem[2]
+        plan = [(False, 4, 1)] + self._stride_plan(4, 3)  # stage 1 keeps the stem's stride 4
+        for i, (downsample, stride, dilation) in enumerate(plan):
             stages.append(OSAStage(channels, arch['mid_channels'][i], arch['out_channels'][i], num_blocks[i],
                                    arch['num_layers'], downsample, dilation, dpr[i], with_cp=with_cp, **conv))
             channels = arch['out_channels'][i]
             feature_info.append(dict(num_chs=channels, reduction=stride, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
 
-        self._init_outputs(feature_info, out_indices, frozen_stages)
+        self._init_outputs(feature_info)
 
     def _frozen_modules(self):
         return [self.stem, *self.stages[:self.frozen_stages]]
