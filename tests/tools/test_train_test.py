@@ -159,9 +159,9 @@ def test_unetpp_on_drive_layout_trains_and_tests(repo_root, drive_demo, tmp_path
 def test_plan_preprocess_train_test_and_postprocess_through_the_tools(repo_root, msd_demo, tmp_path,
                                                                       preprocessed_volume_config):
     """`make demo-3d`'s chain on a copy of the synthetic task: plan -> preprocess (2 workers) ->
-    train on memory-mapped patches of fold 0 (a run resumed half-way ends with the same weights) -> test on the original files with flip TTA (NIfTI
-    written back on the original grid) -> decide the largest-component post-processing (applying
-    it: tests/models/test_volume_segmentors.py)."""
+    train on memory-mapped patches of fold 0 (a run resumed half-way ends with the same weights) ->
+    test on the original files with flip TTA (NIfTI written back on the original grid) -> decide
+    the largest-component post-processing (applying it: tests/models/test_volume_segmentors.py)."""
     import json
     import shutil
 

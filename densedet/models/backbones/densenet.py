@@ -109,9 +109,10 @@ class DenseNet(DenseBackbone):
         feature_info = []
         for i, (num_layers, (downsample, stride, dilation)) in enumerate(zip(blocks, plan)):
             if i > 0:
-                features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool='avg' if downsample else None,
-                                                             norm_cfg=norm_cfg, act_cfg=act_cfg,
-                                                             spatial_dims=spatial_dims, pool_size=transition_pool_size)
+                pool = 'avg' if downsample else None
+                features[f'transition{i}'] = DenseTransition(channels, channels // 2, pool=pool, norm_cfg=norm_cfg,
+                                                             act_cfg=act_cfg, spatial_dims=spatial_dims,
+                                                             pool_size=transition_pool_size)
                 channels //= 2
             layers = make_dense_layers(
                 num_layers, channels, growth,

@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, init_default_scope
 
-from densedet.models.backbones import DLA, DPN, RDNet, DenseNet, FCDenseNet, HarDNet, UNetEncoder, VoVNet
+from densedet.models.backbones import DLA, DPN, DenseNet, FCDenseNet, HarDNet, RDNet, UNetEncoder, VoVNet
 
 FAMILIES = {
     'rdnet': lambda: RDNet(arch='tiny'),
