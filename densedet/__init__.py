@@ -14,6 +14,6 @@ from . import compat  # noqa: E402
 
 compat.apply()
 
-from . import datasets, engine, evaluation, models, structures, transforms  # noqa: E402,F401
+from . import datasets, engine, evaluation, fileio, models, structures, transforms  # noqa: E402,F401
 
 __version__ = '0.1.0'

@@ -18,7 +18,8 @@ from typing import List, Optional, Sequence
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DATASETS
 
-from .nifti import NIFTI_SUFFIXES
+from densedet.fileio import NIFTI_SUFFIXES
+
 from .planning import load_split
 
 

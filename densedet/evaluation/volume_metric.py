@@ -22,7 +22,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.registry import METRICS
 
-from densedet.datasets.nifti import read_nifti, write_nifti
+from densedet.fileio import read_nifti, write_nifti
+from densedet.structures import IGNORE_INDEX
 
 
 def dice_counts(pred: np.ndarray, label: np.ndarray, cls: int):
@@ -99,7 +100,7 @@ class VolumeMetric(BaseMetric):
             names = sample.get('classes') or [str(c) for c in range(int(max(pred.max(), label.max())) + 1)]
             classes = self.classes or list(range(1, len(names)))
             spacing = sample.get('ori_spacing') or (1.0, 1.0, 1.0)
-            valid = label != 255
+            valid = label != IGNORE_INDEX
             pred = np.where(valid, pred, 0)
             label = np.where(valid, label, 0)
             case = dict(case_id=sample.get('case_id'), names=[names[c] for c in classes], counts=[], hd95=[])

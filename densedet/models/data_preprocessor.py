@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
 from densedet.registry import MODELS
-
-IGNORE_INDEX = 255
+from densedet.structures import IGNORE_INDEX
 
 
 def _per_axis(value, name):

@@ -6,13 +6,28 @@
   indexes the weights with every label, ignored ones included, and fails on 255; and it
   normalises by the sum of the weights, where H-DenseUNet's loss is the mean over voxels.
 """
-from typing import Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from densedet.registry import MODELS
+from densedet.structures import IGNORE_INDEX
+
+
+def deep_supervision_losses(outputs: Sequence[torch.Tensor], weights: Sequence[float],
+                            loss_fn: Callable[[torch.Tensor], Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """The losses of every deep-supervision output (UNet++'s X(0,1)..X(0,L)): ``loss_fn``'s
+    entries under ``head{j}.``, the ``loss*`` ones scaled by output ``j``'s weight (accuracies
+    are logged as they are)."""
+    if len(outputs) != len(weights):
+        raise ValueError(f'deep supervision: {len(outputs)} outputs but {len(weights)} loss weights')
+    losses = {}
+    for j, (logits, weight) in enumerate(zip(outputs, weights), start=1):
+        for key, value in loss_fn(logits).items():
+            losses[f'head{j}.{key}'] = value * weight if key.startswith('loss') else value
+    return losses
 
 
 class _VolumeLoss(nn.Module):
@@ -44,7 +59,7 @@ class SoftDiceLoss(_VolumeLoss):
         self.batch_dice = batch_dice
         self.smooth = smooth
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                 weight: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
         probs = logits.float().softmax(dim=1)
         valid = (target != ignore_index).unsqueeze(1)
@@ -70,7 +85,7 @@ class VoxelWeightedCrossEntropyLoss(_VolumeLoss):
         super().__init__(loss_weight, loss_name)
         self.class_weight = list(class_weight) if class_weight is not None else None
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                 **kwargs) -> torch.Tensor:
         weight = logits.new_tensor(self.class_weight) if self.class_weight is not None else None
         loss = F.cross_entropy(logits.float(), target.long(), weight=weight, ignore_index=ignore_index,

@@ -4,6 +4,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import MMLogger, print_log
 
 
@@ -133,3 +134,12 @@ def check_in_channels(owner: str, feats: Sequence[torch.Tensor], expected: Seque
     got = [f.shape[1] for f in feats]
     if got != list(expected):
         raise ValueError(f'{owner}: inputs have {got} channels but in_channels is {list(expected)}')
+
+
+def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Logits ``(N, K, *spatial)`` resized to ``size`` (bilinear in 2D, trilinear in 3D, as
+    mmseg's ``resize`` with ``align_corners=False``); returned as they are when already there."""
+    if tuple(logits.shape[2:]) == tuple(size):
+        return logits
+    mode = 'trilinear' if logits.ndim == 5 else 'bilinear'
+    return F.interpolate(logits, size=tuple(size), mode=mode, align_corners=False)

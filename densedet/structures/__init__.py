@@ -1,4 +1,4 @@
 """Data sample types densedet adds (mmseg's ``SegDataSample`` / ``PixelData`` are 2D only)."""
-from .volume_data_sample import VolumeDataSample
+from .volume_data_sample import IGNORE_INDEX, VolumeDataSample
 
-__all__ = ['VolumeDataSample']
+__all__ = ['IGNORE_INDEX', 'VolumeDataSample']

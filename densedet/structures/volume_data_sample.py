@@ -2,6 +2,10 @@
 import torch
 from mmengine.structures import BaseDataElement
 
+#: label value of voxels / pixels the losses and metrics skip (mmseg's ``ignore_index``): padding,
+#: crop borders, labels a dataset maps to "void"
+IGNORE_INDEX = 255
+
 
 class VolumeDataSample(BaseDataElement):
     """One case of a volume segmentation batch.

@@ -16,11 +16,10 @@ import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 
-from densedet.datasets.nifti import read_nifti
 from densedet.datasets.planning import load_plans, nonzero_bbox
-from densedet.structures import VolumeDataSample
+from densedet.fileio import read_nifti
+from densedet.structures import IGNORE_INDEX, VolumeDataSample
 
-IGNORE_INDEX = 255
 UNDECLARED = 254  # lookup-table marker of a label value the dataset does not declare
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from densedet.apis.cli import run_tool
-from densedet.datasets import read_nifti
+from densedet.fileio import read_nifti
 
 
 def _tool(repo_root, *args, env=None):

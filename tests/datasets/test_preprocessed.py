@@ -14,7 +14,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from densedet.datasets import PreprocessedVolumeDataset, read_nifti, write_nifti
+from densedet.datasets import PreprocessedVolumeDataset
 from densedet.datasets.planning import (
     fit_patch_size,
     load_plans,
@@ -24,6 +24,7 @@ from densedet.datasets.planning import (
     target_spacing,
 )
 from densedet.datasets.preprocessed import preprocess_dataset
+from densedet.fileio import read_nifti, write_nifti
 from densedet.transforms import LoadPreprocessedPatch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -292,7 +293,7 @@ def test_prediction_through_the_plans_comes_back_on_the_original_grid(preprocess
 
 
 def test_lits_variant_plans_preprocesses_and_samples_hdenseunet_crops(task, tmp_path):
-    """configs/hdenseunet_lits_preprocessed.py on LiTS-layout copies of the synthetic cases: the
+    """configs/hdenseunet/hdenseunet_lits_preprocessed.py on LiTS-layout copies of the synthetic cases: the
     stored volumes are HU-windowed on their own grid; crops are always centred on foreground."""
     raw, _ = task
     lits = tmp_path / 'LiTS' / 'Training Batch 1'
@@ -300,8 +301,8 @@ def test_lits_variant_plans_preprocesses_and_samples_hdenseunet_crops(task, tmp_
     for i in range(5):
         shutil.copy(osp.join(raw, 'imagesTr', f'liver_{i}.nii.gz'), lits / f'volume-{i}.nii.gz')
         shutil.copy(osp.join(raw, 'labelsTr', f'liver_{i}.nii.gz'), lits / f'segmentation-{i}.nii.gz')
-    text = open(osp.join(ROOT, 'configs/hdenseunet_lits_preprocessed.py')).read()
-    text = text.replace("'./hdenseunet_lits.py'", repr(osp.join(ROOT, 'configs/hdenseunet_lits.py')))
+    text = open(osp.join(ROOT, 'configs/hdenseunet/hdenseunet_lits_preprocessed.py')).read()
+    text = text.replace("'../hdenseunet_lits.py'", repr(osp.join(ROOT, 'configs/hdenseunet_lits.py')))
     text = text.replace("'data/LiTS_preprocessed'", repr(str(tmp_path / 'pre'))).replace("'data/LiTS'",
                                                                                          repr(str(tmp_path / 'LiTS')))
     (tmp_path / 'cfg.py').write_text(text)

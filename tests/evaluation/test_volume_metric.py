@@ -64,7 +64,7 @@ def test_ignore_label_and_shape_errors():
 
 
 def test_label_read_back_from_file_when_resampled(tmp_path):
-    from densedet.datasets import write_nifti
+    from densedet.fileio import write_nifti
     label = np.zeros((6, 6, 6), np.uint8)
     label[2:4, 2:4, 2:4] = 4  # dataset label value 4 = class 1
     path = str(tmp_path / 'seg.nii.gz')

@@ -104,7 +104,7 @@ def test_pad_and_pack():
 
 
 def test_map_labels_lookup():
-    from densedet.datasets.nifti import NiftiVolume
+    from densedet.fileio import NiftiVolume
     from densedet.transforms.volume import map_labels
     vol = lambda a: NiftiVolume(np.asarray(a), np.eye(4), None, 'seg.nii.gz')  # noqa: E731
     np.testing.assert_array_equal(map_labels('c', vol(np.array([[[0, 4, 1]]], np.int16)), [0, 1, 4]), [[[0, 2, 1]]])

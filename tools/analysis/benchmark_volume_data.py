@@ -81,7 +81,7 @@ def make_case(rng, size: int, depth: int):
 
 def write_raw(root: str, cases: int, size: int, depth: int, seed: int = 0) -> str:
     """nnU-Net v2 raw layout under ``root/DATASET`` (reused when already complete)."""
-    from densedet.datasets.nifti import write_nifti
+    from densedet.fileio import write_nifti
     task = osp.join(root, DATASET)
     if osp.isfile(osp.join(task, 'dataset.json')):
         return task

@@ -20,9 +20,9 @@ from mmengine.registry import DATASETS  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.datasets import read_nifti  # noqa: E402
 from densedet.datasets.planning import write_json  # noqa: E402
 from densedet.evaluation import decide_largest_component  # noqa: E402
+from densedet.fileio import read_nifti  # noqa: E402
 from densedet.transforms.volume import map_labels  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from densedet.datasets.nifti import write_nifti  # noqa: E402
+from densedet.fileio import write_nifti  # noqa: E402
 
 SHAPE_DHW = (24, 56, 56)  # slices, rows, columns
 

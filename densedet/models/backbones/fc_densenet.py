@@ -19,20 +19,9 @@ import torch.nn as nn
 
 from densedet.registry import MODELS
 
-from ..layers import DenseBlock, DenseLayer, DenseTransition, conv_type, make_dense_layers
+from ..layers import DenseTransition, conv_type, fc_dense_block, kaiming_init_convs
 from ..utils import check_poolable
-from .base import DenseBackbone, kaiming_init_convs
-
-
-def fc_dense_block(num_layers: int, in_channels: int, growth: int, output: str, drop_rate: float,
-                   spatial_dims: int, norm_cfg: Optional[dict], act_cfg: Optional[dict],
-                   with_cp: bool = False) -> DenseBlock:
-    """A Tiramisu dense block: ``num_layers`` BN-ReLU-3x3 conv (+bias) - dropout layers."""
-    layers = make_dense_layers(
-        num_layers, in_channels, growth,
-        lambda i, c: DenseLayer(c, growth, bottleneck_width=None, drop_rate=drop_rate, spatial_dims=spatial_dims,
-                                norm_cfg=norm_cfg, act_cfg=act_cfg, bias=True))
-    return DenseBlock(layers, layer_name='layer{}', output=output, with_cp=with_cp)
+from .base import DenseBackbone
 
 
 @MODELS.register_module()

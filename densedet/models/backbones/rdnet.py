@@ -23,8 +23,8 @@ from mmcv.cnn.bricks import DropPath
 
 from densedet.registry import MODELS
 
-from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, make_dense_layers, round_down_to_multiple
-from .base import DenseBackbone, kaiming_init_convs
+from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, kaiming_init_convs, make_dense_layers, round_down_to_multiple
+from .base import DenseBackbone
 
 
 class RDNetMixer(nn.Module):

@@ -18,7 +18,9 @@ class UNetEncoder(DenseBackbone):
 
     Not a dense network itself; it is the paper's encoder for
     :class:`~densedet.models.decode_heads.UNetPlusPlusHead`, whose nested skip pathways are
-    the dense part. (The official Keras code uses ReLU + dropout without BN; BN here, set
+    the dense part. It subclasses :class:`DenseBackbone` for the backbone contract only
+    (``out_indices``, ``frozen_stages``, ``norm_eval``, ``feature_info``, ``init_cfg``, lr-decay
+    groups), which UNet++ configs use like any other backbone's. (The official Keras code uses ReLU + dropout without BN; BN here, set
     ``norm_cfg`` to change it.)
 
     Args:

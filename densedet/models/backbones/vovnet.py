@@ -21,9 +21,9 @@ from mmcv.cnn.bricks import DropPath
 
 from densedet.registry import MODELS
 
-from ..layers import DenseBlock, EffectiveSE
+from ..layers import DenseBlock, EffectiveSE, kaiming_init_convs
 from ..utils import maybe_checkpoint
-from .base import DenseBackbone, drop_prefixes, kaiming_init_convs
+from .base import DenseBackbone, drop_prefixes
 
 
 class OSABlock(nn.Module):

@@ -20,6 +20,7 @@ from mmseg.registry import MODELS
 
 from ..layers import conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
+from .utils import classifier_for_dims
 
 Scale = Union[int, Sequence[int]]
 
@@ -90,9 +91,9 @@ class DenseUNetHead(BaseDecodeHead):
                 build_activation_layer(act_cfg),
             ))
             prev = width
-        self.conv_seg = conv(up_channels[-1], self.out_channels, kernel_size=1)  # BaseDecodeHead's is 2D
+        classifier_for_dims(self, spatial_dims)
 
-    def forward_features(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+    def _forward_feature(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """The last stage's features (64 channels at full resolution for H-DenseUNet)."""
         feats = self._transform_inputs(inputs)
         check_in_channels('DenseUNetHead', feats, self.in_channels)
@@ -109,4 +110,4 @@ class DenseUNetHead(BaseDecodeHead):
         return x
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
-        return self.cls_seg(self.forward_features(inputs))
+        return self.cls_seg(self._forward_feature(inputs))

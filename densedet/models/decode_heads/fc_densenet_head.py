@@ -7,10 +7,9 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
-from ..backbones.base import kaiming_init_convs
-from ..backbones.fc_densenet import fc_dense_block
-from ..layers import conv_transpose_type, conv_type
+from ..layers import conv_transpose_type, fc_dense_block, kaiming_init_convs
 from ..utils import check_in_channels
+from .utils import classifier_for_dims
 
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -98,16 +97,14 @@ class FCDenseNetHead(BaseDecodeHead):
         self.up_blocks = nn.ModuleList(
             fc_dense_block(n, c, growth, 'all' if i == num_skips - 1 else 'new', **kw)
             for i, (_, _, c, n) in enumerate(plan))
-        if spatial_dims != 2:
-            self.conv_seg = conv_type(spatial_dims)(self.channels, self.out_channels, kernel_size=1)
-            self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else None
+        classifier_for_dims(self, spatial_dims)
 
     def init_weights(self):
         super().init_weights()
         for part in (self.up_convs, self.up_blocks):  # Lasagne HeUniform(gain='relu'), zero biases
             kaiming_init_convs(part, uniform=True, zero_bias=True, nonlinearity='relu')
 
-    def decode(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+    def _forward_feature(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """The last block's stack (before the classifier)."""
         feats = self._transform_inputs(inputs)
         check_in_channels('FCDenseNetHead', feats, self.in_channels)
@@ -117,4 +114,4 @@ class FCDenseNetHead(BaseDecodeHead):
         return x
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
-        return self.cls_seg(self.decode(inputs))
+        return self.cls_seg(self._forward_feature(inputs))

@@ -20,6 +20,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
+from ..losses import deep_supervision_losses
 from ..utils import check_in_channels
 
 MODES = ('accurate', 'fast')
@@ -166,11 +167,8 @@ class UNetPlusPlusHead(BaseDecodeHead):
     def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
         if not self.deep_supervision:
             return self.loss_by_feat(self._head(self.forward_nodes(inputs), self.depth), batch_data_samples)
-        losses = {}
-        for j, (logits, weight) in enumerate(zip(self.forward_heads(inputs), self.loss_weights), start=1):
-            for key, value in self.loss_by_feat(logits, batch_data_samples).items():
-                losses[f'head{j}.{key}'] = value * weight if key.startswith('loss') else value
-        return losses
+        return deep_supervision_losses(self.forward_heads(inputs), self.loss_weights,
+                                       lambda logits: self.loss_by_feat(logits, batch_data_samples))
 
 
 def prune_unetpp(segmentor: nn.Module, level: Optional[int]) -> nn.Module:

@@ -201,3 +201,14 @@ class DenseTransition(nn.Sequential):
             self.add_module('pool', max_pool_type(spatial_dims)(kernel_size=pool_size, stride=pool_size))
         elif pool is not None:
             raise ValueError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")
+
+
+def fc_dense_block(num_layers: int, in_channels: int, growth: int, output: str, drop_rate: float,
+                   spatial_dims: int, norm_cfg: Optional[dict], act_cfg: Optional[dict],
+                   with_cp: bool = False) -> DenseBlock:
+    """A Tiramisu dense block: ``num_layers`` BN-ReLU-3x3 conv (+bias) - dropout layers."""
+    layers = make_dense_layers(
+        num_layers, in_channels, growth,
+        lambda i, c: DenseLayer(c, growth, bottleneck_width=None, drop_rate=drop_rate, spatial_dims=spatial_dims,
+                                norm_cfg=norm_cfg, act_cfg=act_cfg, bias=True))
+    return DenseBlock(layers, layer_name='layer{}', output=output, with_cp=with_cp)

@@ -25,7 +25,8 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 from densedet.registry import MODELS
 
 from ..layers import norm_cfg_for_dims
-from .volume_encoder_decoder import DEFAULT_LOSSES, BaseVolumeSegmentor, resize_logits
+from ..utils import resize_logits
+from .volume_encoder_decoder import DEFAULT_LOSSES, BaseVolumeSegmentor
 
 STAGES = ('2d', '3d', 'hybrid')
 
@@ -138,7 +139,7 @@ class HDenseUNet(BaseVolumeSegmentor):
     def forward_2d(self, volume: torch.Tensor):
         """2D DenseUNet on every slice: (features, logits), both as (N, C, D, H, W)."""
         slices = slices_with_neighbours(volume, self.context_slices)
-        feats = self.decoder2d.forward_features(list(self.encoder2d(slices)))
+        feats = self.decoder2d._forward_feature(list(self.encoder2d(slices)))
         logits = self.decoder2d.cls_seg(feats)
         size = slices.shape[2:]
         feats, logits = resize_logits(feats, size), resize_logits(logits, size)
@@ -147,7 +148,7 @@ class HDenseUNet(BaseVolumeSegmentor):
     def forward_hybrid(self, volume: torch.Tensor, feat2d: torch.Tensor, logits2d: torch.Tensor) -> torch.Tensor:
         """3D DenseUNet on the volume + 2D scores, fused with the 2D features by HFF."""
         context = torch.cat([volume, logits2d * self.score_scale], dim=1)
-        feat3d = resize_logits(self.decoder3d.forward_features(list(self.encoder3d(context))), volume.shape[2:])
+        feat3d = resize_logits(self.decoder3d._forward_feature(list(self.encoder3d(context))), volume.shape[2:])
         return self.hff(feat2d, feat3d)
 
     def _branches(self, inputs: torch.Tensor):

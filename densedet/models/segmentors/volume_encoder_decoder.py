@@ -8,22 +8,17 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.evaluation.postprocessing import keep_largest_component, largest_component_classes
 from densedet.registry import MODELS
-from densedet.structures import VolumeDataSample
+from densedet.structures import IGNORE_INDEX, VolumeDataSample
+
+from ..losses import deep_supervision_losses
+from ..utils import resize_logits
 
 DEFAULT_LOSSES = (dict(type='CrossEntropyLoss', loss_weight=1.0), )
-
-
-def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if tuple(logits.shape[2:]) == tuple(size):
-        return logits
-    mode = 'trilinear' if logits.ndim == 5 else 'bilinear'
-    return F.interpolate(logits, size=tuple(size), mode=mode, align_corners=False)
 
 
 class BaseVolumeSegmentor(BaseModel):
@@ -86,7 +81,7 @@ class BaseVolumeSegmentor(BaseModel):
                        scale: float = 1.0) -> Dict[str, torch.Tensor]:
         losses = {}
         for loss in self.losses:
-            value = loss(logits, target, ignore_index=255) * scale
+            value = loss(logits, target, ignore_index=IGNORE_INDEX) * scale
             key = prefix + loss.loss_name
             losses[key] = losses[key] + value if key in losses else value
         return losses
@@ -188,7 +183,4 @@ class VolumeEncoderDecoder(BaseVolumeSegmentor):
         if len(outs) == 1:
             return self.compute_losses(outs[0], target)
         weights = getattr(self.decode_head, 'loss_weights', [1.0] * len(outs))
-        losses = {}
-        for j, (logits, weight) in enumerate(zip(outs, weights), start=1):
-            losses.update(self.compute_losses(logits, target, prefix=f'head{j}.', scale=weight))
-        return losses
+        return deep_supervision_losses(outs, weights, lambda logits: self.compute_losses(logits, target))

@@ -22,7 +22,7 @@ def test_skip_additions_and_projections():
     x = feats([8, 16, 24, 32, 40], 64)
     with torch.no_grad():
         assert head(x).shape == (1, 3, 64, 64)
-        assert head.forward_features(x).shape == (1, 4, 64, 64)
+        assert head._forward_feature(x).shape == (1, 4, 64, 64)
         # the skip is really added: changing level 1 changes the output
         y = [t.clone() for t in x]
         y[1] += 1

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from densedet.datasets.nifti import read_nifti, write_nifti
+from densedet.fileio import read_nifti, write_nifti
 
 
 def _affine():

@@ -2,8 +2,8 @@
 # weighted-sum fusion) on ADE20K; the RDNet segmentation schedule (AdamW + stage-wise lr decay,
 # 160k iterations, 512x512 crops, 16 images per iteration).
 _base_ = [
-    'mmseg::_base_/models/fpn_r50.py', '_base_/datasets/ade20k.py', '_base_/default_runtime.py',
-    '_base_/schedules/schedule_160k_adamw_layer_decay.py'
+    'mmseg::_base_/models/fpn_r50.py', '../_base_/datasets/ade20k.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_160k_adamw_layer_decay.py'
 ]
 custom_imports = dict(imports=['densedet'], allow_failed_imports=False)
 crop_size = (512, 512)
