@@ -4,7 +4,8 @@
 # The stored cases are the HU-windowed volumes on their own grid (no resampling, as the recipe);
 # training reads 12 x 224 x 224 crops (the 3D input; the 2D branch's context slices are inside
 # it) centred on liver or tumour with equal odds from memory maps. Validation and test stay on the
-# original files. For stages 1 and 2 set model.stage / load_from as hdenseunet-2d_lits.py / hdenseunet-3d_lits.py here do.
+# original files. For stages 1 and 2 set model.stage / load_from as hdenseunet-2d_lits.py and
+# hdenseunet-3d_lits.py (next to this file) do.
 _base_ = ['../hdenseunet_lits.py']
 
 preprocessed_root = 'data/LiTS_preprocessed'

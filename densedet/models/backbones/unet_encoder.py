@@ -20,8 +20,8 @@ class UNetEncoder(DenseBackbone):
     :class:`~densedet.models.decode_heads.UNetPlusPlusHead`, whose nested skip pathways are
     the dense part. It subclasses :class:`DenseBackbone` for the backbone contract only
     (``out_indices``, ``frozen_stages``, ``norm_eval``, ``feature_info``, ``init_cfg``, lr-decay
-    groups), which UNet++ configs use like any other backbone's. (The official Keras code uses ReLU + dropout without BN; BN here, set
-    ``norm_cfg`` to change it.)
+    groups), which UNet++ configs use like any other backbone's. (The official Keras code uses
+    ReLU + dropout without BN; BN here, set ``norm_cfg`` to change it.)
 
     Args:
         in_channels: input channels.
