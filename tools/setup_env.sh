@@ -25,6 +25,7 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 CACHE="${DENSEDET_CACHE:-$HOME/.cache/densedet}"
 REQS="$ROOT/requirements/runtime.txt"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"  # exact versions: seeded results do not move with the day
 # The flavour sticks: without MMCV_OPS, a venv keeps the one it was set up with.
 MMCV_OPS="${MMCV_OPS:-$(cat "$VENV/.densedet-mmcv-ops" 2>/dev/null || echo torchvision)}"
 case "$MMCV_OPS" in
@@ -33,7 +34,7 @@ case "$MMCV_OPS" in
 esac
 
 stamp_inputs() {
-  cat "$0" "$REQS" "$ROOT/setup.cfg"
+  cat "$0" "$REQS" "$CONSTRAINTS" "$ROOT/setup.cfg"
   echo "MMCV_OPS=$MMCV_OPS"
 }
 STAMP="$VENV/.densedet-setup-$(stamp_inputs | sha256sum | cut -c1-16)"
@@ -86,7 +87,7 @@ else
   if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     log "building mmcv $MMCV_VERSION ($FLAVOUR ops) from sdist: 15-20 min on 2 cores, cached in $WHEEL_DIR"
     # Build-time imports of mmcv's setup.py.
-    "${PIP[@]}" install -q ninja numpy packaging addict pyyaml yapf "opencv-python" Pillow "mmengine==0.10.7"
+    "${PIP[@]}" install -q -c "$CONSTRAINTS" ninja numpy packaging addict pyyaml yapf "opencv-python" Pillow "mmengine==0.10.7"
     BUILD="$(mktemp -d)"
     trap 'rm -rf "$BUILD"' EXIT
     "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD"
@@ -110,7 +111,7 @@ else
 fi
 
 log "OpenMMLab stack and test tools ($REQS)"
-"${PIP[@]}" install -q -r "$REQS" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "$MMCV_REQ" \
+"${PIP[@]}" install -q -r "$REQS" -c "$CONSTRAINTS" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "$MMCV_REQ" \
   "${FIND_LINKS[@]}"
 log "densedet (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"

@@ -77,7 +77,7 @@ def make_scene(rng, height, width):
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
-def generate(out: str, num_train: int = 48, num_val: int = 12, height: int = 192, width: int = 256,
+def generate(out: str, num_train: int = 48, num_val: int = 48, height: int = 192, width: int = 256,
              seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     for split, count in (('training', num_train), ('validation', num_val)):
@@ -96,7 +96,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='data/ade20k_demo/ADEChallengeData2016')
     parser.add_argument('--num-train', type=int, default=48)
-    parser.add_argument('--num-val', type=int, default=12)
+    parser.add_argument('--num-val', type=int, default=48)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     generate(args.out, args.num_train, args.num_val, seed=args.seed)

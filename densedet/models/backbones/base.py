@@ -1,6 +1,6 @@
 """What every densedet backbone shares: arch lookup, output bookkeeping, freezing, weight loading."""
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -19,13 +19,15 @@ class DenseBackbone(BaseModule):
     ``pretrained``). A family then builds its modules (:meth:`_stride_plan` gives the
     stride / dilation of each level for ``output_stride``), fills ``feature_info`` (``num_chs``,
     ``reduction``, ``module`` per output level, timm's convention) and calls
-    :meth:`_init_outputs`. It implements :meth:`_frozen_modules` and, for checkpoints whose names
-    differ from its own, overrides :meth:`checkpoint_filter` (``drop_prefixes`` covers
-    classifier heads). Layer-wise lr decay groups (:meth:`layer_group_id`) follow from
+    :meth:`_init_outputs`. It implements :meth:`_frozen_modules`, names the upstream classifier's
+    keys in :attr:`classifier_prefixes` and, for checkpoints whose names differ from its own,
+    overrides :meth:`checkpoint_filter`. Layer-wise lr decay groups (:meth:`layer_group_id`) follow from
     ``feature_info``.
     """
 
     arch_settings: Dict[str, dict] = {}
+    #: key prefixes of the upstream ImageNet classifier, dropped by :meth:`checkpoint_filter`
+    classifier_prefixes: Tuple[str, ...] = ()
 
     def __init__(self,
                  arch: Union[str, int, dict, None] = None,
@@ -153,10 +155,11 @@ class DenseBackbone(BaseModule):
             set_norm_eval(self)
         return self
 
-    @staticmethod
-    def checkpoint_filter(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Maps an upstream checkpoint onto this module's names (identity by default)."""
-        return state_dict
+    def checkpoint_filter(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Maps an upstream checkpoint (timm / torchvision / official) onto this module's names.
+        By default it drops the keys under :attr:`classifier_prefixes`; a family whose names
+        differ from upstream's overrides this method."""
+        return {k: v for k, v in state_dict.items() if not k.startswith(self.classifier_prefixes)}
 
     def _default_init(self):
         """Initialization when no ``init_cfg`` is given (the reference implementation's)."""
@@ -173,13 +176,4 @@ class DenseBackbone(BaseModule):
             super().init_weights()
 
 
-def drop_prefixes(*prefixes: str) -> Callable[[dict], dict]:
-    """A ``checkpoint_filter`` that drops the keys under ``prefixes`` (classifier heads)."""
-
-    def drop(state_dict):
-        return {k: v for k, v in state_dict.items() if not k.startswith(prefixes)}
-
-    return drop
-
-
-__all__ = ['DenseBackbone', 'drop_prefixes']
+__all__ = ['DenseBackbone']

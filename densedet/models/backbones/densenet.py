@@ -141,8 +141,7 @@ class DenseNet(DenseBackbone):
             modules += self._level_modules(level)
         return modules
 
-    @staticmethod
-    def checkpoint_filter(state_dict):
+    def checkpoint_filter(self, state_dict):
         return torchvision_densenet_filter(state_dict)
 
     def _default_init(self):  # torchvision's init

@@ -18,7 +18,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from densedet.registry import MODELS
 
 from ..utils import maybe_checkpoint
-from .base import DenseBackbone, drop_prefixes
+from .base import DenseBackbone
 
 _BN = dict(type='BN', requires_grad=True)
 _RELU = dict(type='ReLU', inplace=True)
@@ -183,7 +183,7 @@ class DLA(DenseBackbone):
         return [self.base_layer, self.level0, self.level1] + [getattr(self, f'level{i + 2}')
                                                               for i in range(self.frozen_stages)]
 
-    checkpoint_filter = staticmethod(drop_prefixes('fc.'))
+    classifier_prefixes = ('fc.', )
 
     def _default_init(self):  # the DLA paper's init: N(0, sqrt(2 / (k * k * out)))
         for m in self.modules():

@@ -19,7 +19,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from densedet.registry import MODELS
 
 from ..utils import maybe_checkpoint
-from .base import DenseBackbone, drop_prefixes
+from .base import DenseBackbone
 
 _BN = dict(type='BN', requires_grad=True)
 _RELU = dict(type='ReLU', inplace=True)
@@ -160,7 +160,7 @@ class DPN(DenseBackbone):
             modules.append(self.features.conv5_bn_ac)
         return modules
 
-    checkpoint_filter = staticmethod(drop_prefixes('classifier.'))
+    classifier_prefixes = ('classifier.', )
 
     def forward(self, x: torch.Tensor) -> tuple:
         outs = []

@@ -185,8 +185,7 @@ class RDNet(DenseBackbone):
             return int(param_name.split('.')[1]) + 1
         return self.num_layer_groups  # output norms sit after the last stage
 
-    @staticmethod
-    def checkpoint_filter(state_dict):
+    def checkpoint_filter(self, state_dict):
         return rdnet_checkpoint_filter(state_dict)
 
     def _default_init(self):

@@ -23,7 +23,7 @@ from densedet.registry import MODELS
 
 from ..layers import DenseBlock, EffectiveSE, kaiming_init_convs
 from ..utils import maybe_checkpoint
-from .base import DenseBackbone, drop_prefixes
+from .base import DenseBackbone
 
 
 class OSABlock(nn.Module):
@@ -149,7 +149,7 @@ class VoVNet(DenseBackbone):
     def _frozen_modules(self):
         return [self.stem, *self.stages[:self.frozen_stages]]
 
-    checkpoint_filter = staticmethod(drop_prefixes('head.'))
+    classifier_prefixes = ('head.', )
 
     def _default_init(self):
         kaiming_init_convs(self, mode='fan_out', nonlinearity='relu')  # timm's VoVNet init
