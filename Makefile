@@ -12,10 +12,10 @@ DEMO_DATA := data/ade20k_demo/ADEChallengeData2016
 setup:
 	MMCV_OPS=$(MMCV_OPS) bash tools/setup_env.sh
 
-$(DEMO_DATA)/images/validation: | setup
+$(DEMO_DATA)/images/validation/ADE_demo_v_00047.jpg: | setup
 	$(PYTHON) tools/data/make_demo_ade20k.py --out $(DEMO_DATA)
 
-demo-data: setup $(DEMO_DATA)/images/validation
+demo-data: setup $(DEMO_DATA)/images/validation/ADE_demo_v_00047.jpg
 
 # Train on the embedded data, evaluate (mIoU), paint predictions, plot the curves.
 demo: demo-data

@@ -1,6 +1,6 @@
 """Segment NIfTI volumes with a trained volume config (no dataset needed).
 
-    python tools/infer_volume.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--tta] [--device cpu]
+    python tools/infer_volume.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--tta] [--amp] [--device cpu]
 
 Each INPUT (``.nii`` / ``.nii.gz``) goes through the config's test pipeline and the model's
 sliding-window inference; the prediction is written to ``DIR/<input name>`` on the input's
@@ -25,6 +25,7 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--tta', action='store_true', help='mirror test-time augmentation')
+    parser.add_argument('--amp', action='store_true', help='low precision: bfloat16 autocast on CPU, float16 on GPU')
     return parser.parse_args(argv)
 
 
@@ -34,7 +35,7 @@ def main(argv=None):
     written = []
     for path in args.inputs:
         out = osp.join(args.out_dir, osp.basename(path))
-        inference_volume(model, path, out_path=out)
+        inference_volume(model, path, out_path=out, amp=args.amp)
         print(f'{path} -> {out}')
         written.append(out)
     return written

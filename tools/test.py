@@ -1,7 +1,7 @@
 """Test (evaluate) a checkpoint of a densedet / mmseg / mmdet config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PATH] [--show-dir DIR]
-                                           [--tta] [--cfg-options k=v ...] [--launcher ...]
+                                           [--tta] [--amp] [--cfg-options k=v ...] [--launcher ...]
 
 ``--out``: for segmentation configs a directory where the predicted label maps are
 written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a prefix
@@ -23,6 +23,7 @@ from mmengine.runner import Runner  # noqa: E402
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
 from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
+from densedet.apis.precision import enable_test_amp  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory (under the work dir) for painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_pipeline)')
+    parser.add_argument('--amp', action='store_true',
+                        help='low precision: bfloat16 autocast on CPU, float16 on GPU (TestLoop fp16=True)')
     add_common_args(parser)
     return parse_common(parser, argv)
 
@@ -45,6 +48,8 @@ def main(argv=None):
                          cfg_options=args.cfg_options, launcher=args.launcher, load_from=args.checkpoint)
     setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
                        wait_time=args.wait_time, tta=args.tta)
+    if args.amp:
+        enable_test_amp(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults

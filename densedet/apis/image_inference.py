@@ -21,6 +21,7 @@ import numpy as np
 from mmengine.config import Config
 
 from .config import is_volume_model
+from .precision import inference_autocast
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
@@ -53,15 +54,17 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     return model
 
 
-def inference(model, img: Union[str, np.ndarray]):
-    """One image (a path or a BGR array) through mmseg's / mmdet's inference function."""
-    if model.kind == 'det':
-        from mmdet.apis import inference_detector
-        return inference_detector(model, img)
-    if model.kind == 'seg':
+def inference(model, img: Union[str, np.ndarray], amp: bool = False):
+    """One image (a path or a BGR array) through mmseg's / mmdet's inference function; ``amp``:
+    under autocast (bf16 on CPU, fp16 on CUDA, :mod:`densedet.apis.precision`)."""
+    if model.kind not in ('det', 'seg'):
+        raise ValueError('inference() takes 2D models; use densedet.apis.inference_volume for volumes')
+    with inference_autocast(model, amp):
+        if model.kind == 'det':
+            from mmdet.apis import inference_detector
+            return inference_detector(model, img)
         from mmseg.apis import inference_model
         return inference_model(model, img)
-    raise ValueError('inference() takes 2D models; use densedet.apis.inference_volume for volumes')
 
 
 def collect_inputs(source: str) -> List[str]:
@@ -129,7 +132,7 @@ def _coco_results(sample, image_id: int, score_thr: float) -> List[dict]:
 
 
 def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score_thr: float = 0.3,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, amp: bool = False) -> dict:
     """Runs ``model`` on every image (or every frame of a video) of ``source`` and writes to
     ``out_dir``:
 
@@ -138,8 +141,8 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
       ``pred/<name>/<frame>.png``); detection: ``results.json`` in COCO results format
       (``category_id`` = class index; ``images.json`` maps ``image_id`` to the file / frame).
 
-    A file that cannot be read is reported and skipped; the others are finished. Returns a
-    summary: counts, failures, images/s, output paths.
+    A file that cannot be read is reported and skipped; the others are finished. ``amp``: see
+    :func:`inference`. Returns a summary: counts, failures, images/s, output paths.
     """
     import cv2
     from mmengine.utils import ProgressBar, mkdir_or_exist
@@ -157,7 +160,7 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
 
     def predict_one(img_bgr, name, pred_path):
         nonlocal done
-        sample = inference(model, img_bgr)
+        sample = inference(model, img_bgr, amp=amp)
         if model.kind == 'seg':
             _label_map_png(sample, palette, pred_path)
         else:

@@ -19,6 +19,7 @@ from mmengine.runner import load_checkpoint
 from densedet.evaluation import write_prediction
 
 from .config import enable_flip_tta, is_volume_model
+from .precision import inference_autocast
 
 
 def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -41,16 +42,17 @@ def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = No
     return model.to(device).eval()
 
 
-def inference_volume(model, path: Union[str, Sequence[str]], out_path: Optional[str] = None):
+def inference_volume(model, path: Union[str, Sequence[str]], out_path: Optional[str] = None, amp: bool = False):
     """Segments one case (a NIfTI file, or one file per channel) and optionally writes the
-    prediction as NIfTI; returns the :class:`~densedet.structures.VolumeDataSample`."""
+    prediction as NIfTI; returns the :class:`~densedet.structures.VolumeDataSample`. ``amp``: the
+    network under autocast (bf16 on CPU, fp16 on CUDA); windows are blended in float32."""
     paths = [path] if isinstance(path, str) else list(path)
     meta = getattr(model, 'dataset_meta', {}) or {}
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     info = dict(case_id=None, img_paths=paths, seg_path=None, label_values=meta.get('label_values'),
                 classes=meta.get('classes'), num_channels=len(meta['modalities']) if meta.get('modalities') else None)
     data = pseudo_collate([pipeline(info)])
-    with torch.no_grad():
+    with torch.no_grad(), inference_autocast(model, amp):
         sample = model.test_step(data)[0]
     if out_path is not None:
         write_prediction(sample.pred_seg, out_path, sample.metainfo, meta.get('label_values'))

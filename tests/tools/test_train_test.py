@@ -2,6 +2,7 @@
 import glob
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +49,11 @@ def test_train_then_test_writes_metrics_overlays_and_predictions(repo_root, demo
     assert 'mIoU' in log
     assert len(glob.glob(str(work / 'overlays' / 'vis_data' / 'vis_image' / '*.png'))) == 2
     assert len(glob.glob(str(tmp_path / 'preds' / '*.png'))) == 2
+    # --amp (bf16 autocast on CPU): the same metric within a point
+    amp_log = _run(['tools/test.py', DEMO_CFG, ckpt, '--work-dir', str(work), '--amp', '--cfg-options',
+                    *_options(demo_data, 2, 2)], repo_root)
+    full, low = (float(re.findall(r'mIoU: ([0-9.]+)', text)[-1]) for text in (log, amp_log))
+    assert abs(full - low) <= 1.0, (full, low)
 
 
 def test_kill_then_resume_continues_from_last_checkpoint(repo_root, demo_data, tmp_path):

@@ -89,14 +89,12 @@ class BaseVolumeSegmentor(BaseModel):
     # --- inference --------------------------------------------------------------------------
     def _window_predictor(self):
         flips = [tuple(f) for f in self.test_cfg.get('flip_axes') or []]
-        if not flips:
-            return self.forward_logits  # no wrapper: nothing to add per window
 
         def predict(windows: torch.Tensor) -> torch.Tensor:
-            logits = self.forward_logits(windows)
+            logits = self.forward_logits(windows).float()  # blended in float32, also under autocast
             for dims in flips:  # mirror TTA inside each window (nnU-Net's scheme)
-                logits = logits + torch.flip(self.forward_logits(torch.flip(windows, dims)), dims)
-            return logits.div_(1 + len(flips))
+                logits = logits + torch.flip(self.forward_logits(torch.flip(windows, dims)).float(), dims)
+            return logits.div_(1 + len(flips)) if flips else logits
 
         return predict
 

@@ -1,0 +1,72 @@
+"""Low-precision inference (``--amp`` of tools/test.py, tools/infer.py, tools/infer_volume.py and
+the inference APIs): the network runs in bf16 on CPU, and what comes out agrees with float32."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from densedet.apis import inference, inference_volume, init_model, init_volume_model
+from densedet.apis.precision import autocast_dtype, enable_test_amp, inference_autocast
+
+
+def _conv_dtypes(model):
+    """Records the output dtype of every convolution during the next forward passes."""
+    seen = []
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            m.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    return seen
+
+
+def test_autocast_rule_and_test_loop_flag():
+    assert autocast_dtype('cpu') == torch.bfloat16 and autocast_dtype('cuda') == torch.float16
+    with inference_autocast('cpu'):
+        assert torch.is_autocast_enabled('cpu') and torch.get_autocast_dtype('cpu') == torch.bfloat16
+    with inference_autocast('cpu', enabled=False):
+        assert not torch.is_autocast_enabled('cpu')
+    cfg = Config(dict(test_cfg=dict(type='TestLoop')))
+    enable_test_amp(cfg)
+    assert cfg.test_cfg == dict(type='TestLoop', fp16=True)
+
+
+def test_image_inference_in_bf16_agrees_with_float32(repo_root, demo_data):
+    torch.manual_seed(0)
+    model = init_model(os.path.join(repo_root, 'configs/demo/upernet_rdnet_ade20k_demo.py'))
+    image = os.path.join(demo_data, 'images', 'validation', 'ADE_demo_v_00000.jpg')
+    dtypes = _conv_dtypes(model)
+    full = inference(model, image)
+    assert set(dtypes) == {torch.float32}
+    dtypes.clear()
+    low = inference(model, image, amp=True)
+    assert set(dtypes) == {torch.bfloat16}
+    logits_full, logits_low = full.seg_logits.data.float(), low.seg_logits.data.float()
+    assert logits_low.shape == logits_full.shape
+    # random weights give near-tied logits: compare the logits, not the argmax
+    assert (logits_low - logits_full).abs().max() < 0.05 * logits_full.abs().max()
+
+
+@pytest.mark.parametrize('tta', [False, True])
+def test_volume_inference_in_bf16_agrees_with_float32(repo_root, tmp_path, tta):
+    from nibabel.testing import data_path
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(os.path.join(repo_root, 'configs/demo/denseunet3d_msd-liver_demo.py'))
+    torch.manual_seed(0)
+    net = MODELS.build(cfg.model)
+    net.init_weights()
+    ckpt = str(tmp_path / 'demo.pth')
+    torch.save(dict(state_dict=net.state_dict(), meta={}), ckpt)
+    cfg.model.test_cfg['keep_logits'] = True
+    model = init_volume_model(cfg, ckpt, tta=tta)
+    src = os.path.join(data_path, 'anatomical.nii')
+    dtypes = _conv_dtypes(model)
+    full = inference_volume(model, src)
+    low = inference_volume(model, src, out_path=str(tmp_path / 'low.nii.gz'), amp=True)
+    assert torch.bfloat16 in dtypes
+    assert low.seg_logits.dtype == torch.float32  # windows blended in float32
+    assert (low.seg_logits - full.seg_logits).abs().max() < 0.05 * full.seg_logits.abs().max()
+    assert np.mean((low.pred_seg == full.pred_seg).numpy()) > 0.9
+    assert os.path.isfile(tmp_path / 'low.nii.gz')
