@@ -1,7 +1,8 @@
 """Test (evaluate) a checkpoint of a densedet / mmseg / mmdet config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PATH] [--show-dir DIR]
-                                           [--tta] [--amp] [--cfg-options k=v ...] [--launcher ...]
+                                           [--tta] [--amp] [--compile [BACKEND]] [--cfg-options k=v ...]
+                                           [--launcher ...]
 
 ``--out``: for segmentation configs a directory where the predicted label maps are
 written as PNG (mmseg's ``IoUMetric(output_dir=...)``); for detection configs a prefix
@@ -17,11 +18,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
+from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
 from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
 from densedet.apis.precision import enable_test_amp  # noqa: E402
 
@@ -38,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_pipeline)')
     parser.add_argument('--amp', action='store_true',
                         help='low precision: bfloat16 autocast on CPU, float16 on GPU (TestLoop fp16=True)')
+    add_compile_arg(parser)
     add_common_args(parser)
     return parse_common(parser, argv)
 
@@ -51,6 +55,9 @@ def main(argv=None):
     if args.amp:
         enable_test_amp(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.compile:
+        parts = compile_model(runner.model, backend=args.compile)
+        print_log(f'compiled ({args.compile}): {", ".join(parts)}', logger='current')
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))

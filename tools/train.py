@@ -1,6 +1,6 @@
 """Train a densedet / mmseg / mmdet config with mmengine's Runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--compile [BACKEND]] [--cfg-options k=v ...]
                                  [--launcher none|pytorch|slurm|mpi]
 
 Same flags as mmseg's and mmdet's tools/train.py; the registry scope comes from the
@@ -20,6 +20,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
+from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
 from densedet.apis.config import enable_exact_resume, prepare_config  # noqa: E402
 
 
@@ -31,6 +32,7 @@ def parse_args(argv=None):
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='mixed precision: fp16 on GPU, bfloat16 autocast on CPU')
+    add_compile_arg(parser)
     add_common_args(parser)
     return parse_common(parser, argv)
 
@@ -45,6 +47,9 @@ def main(argv=None):
         enable_amp(cfg)
         print_log(f'mixed precision: {cfg.optim_wrapper.type}', logger='current', level=logging.INFO)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.compile:
+        parts = compile_model(runner.model, backend=args.compile)
+        print_log(f'compiled ({args.compile}): {", ".join(parts)}', logger='current', level=logging.INFO)
     runner.train()
     close_process_group()
 

@@ -49,9 +49,9 @@ def test_image_inference_in_bf16_agrees_with_float32(repo_root, demo_data):
 
 @pytest.mark.parametrize('tta', [False, True])
 def test_volume_inference_in_bf16_agrees_with_float32(repo_root, tmp_path, tta):
-    from nibabel.testing import data_path
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+    from nibabel.testing import data_path
     init_default_scope('mmseg')
     cfg = Config.fromfile(os.path.join(repo_root, 'configs/demo/denseunet3d_msd-liver_demo.py'))
     torch.manual_seed(0)

@@ -39,9 +39,9 @@ def _run(args, cwd, timeout=600):
 
 def test_train_then_test_writes_metrics_overlays_and_predictions(repo_root, demo_data, tmp_path):
     work = tmp_path / 'work'
-    log = _run(['tools/train.py', DEMO_CFG, '--work-dir', str(work), '--cfg-options',
+    log = _run(['tools/train.py', DEMO_CFG, '--work-dir', str(work), '--compile', 'eager', '--cfg-options',
                 *_options(demo_data, max_iters=2, ckpt_interval=2, val_interval=2)], repo_root)
-    assert 'mIoU' in log
+    assert 'mIoU' in log and 'compiled (eager): backbone' in log
     ckpt = (work / 'last_checkpoint').read_text().strip()
     assert ckpt.endswith('iter_2.pth')
     log = _run(['tools/test.py', DEMO_CFG, ckpt, '--work-dir', str(work), '--show-dir', 'overlays',
@@ -49,9 +49,11 @@ def test_train_then_test_writes_metrics_overlays_and_predictions(repo_root, demo
     assert 'mIoU' in log
     assert len(glob.glob(str(work / 'overlays' / 'vis_data' / 'vis_image' / '*.png'))) == 2
     assert len(glob.glob(str(tmp_path / 'preds' / '*.png'))) == 2
-    # --amp (bf16 autocast on CPU): the same metric within a point
-    amp_log = _run(['tools/test.py', DEMO_CFG, ckpt, '--work-dir', str(work), '--amp', '--cfg-options',
-                    *_options(demo_data, 2, 2)], repo_root)
+    # --amp (bf16 autocast on CPU) and --compile (dynamo; the 'eager' backend: no code generation):
+    # the same metric within a point
+    amp_log = _run(['tools/test.py', DEMO_CFG, ckpt, '--work-dir', str(work), '--amp', '--compile', 'eager',
+                    '--cfg-options', *_options(demo_data, 2, 2)], repo_root)
+    assert 'compiled (eager): backbone' in amp_log
     full, low = (float(re.findall(r'mIoU: ([0-9.]+)', text)[-1]) for text in (log, amp_log))
     assert abs(full - low) <= 1.0, (full, low)
 

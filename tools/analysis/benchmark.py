@@ -2,6 +2,7 @@
 
     python tools/analysis/benchmark.py --arch tiny --size 512 --threads 2 [--rounds 3]
     python tools/analysis/benchmark.py --config configs/upernet_rdnet_ade20k.py --size 512
+    python tools/analysis/benchmark.py --arch tiny --precision bf16 [--channels-last] [--compile [BACKEND]]
 
     python tools/analysis/benchmark.py --family densenet --arch 121 --size 512
     python tools/analysis/benchmark.py --detector --size 512 [--rounds 3]
@@ -53,6 +54,11 @@ process (median of ``--rounds`` x ``--iters``), with the max abs difference of t
 
 Volume data mode (``--volume-data``): the training data path at real size, today's NIfTI
 pipeline vs densedet's preprocessed path vs nnU-Net v2 (tools/analysis/benchmark_volume_data.py).
+
+``--precision bf16|fp16`` runs forward and training step under autocast (bf16 on CPU, either on
+CUDA), ``--channels-last`` converts weights and inputs to NHWC, ``--compile`` wraps the model in
+``torch.compile`` (the warm-up calls compile; only compiled calls are timed); backbone and config
+modes.
 
 Each model is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
@@ -209,6 +215,17 @@ def _saved_bytes(fn, x) -> int:
     return sum(storages.values())
 
 
+def _autocast(fn, precision: str):
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+
+    def run(x):
+        with torch.autocast(device_type=device, dtype=dtype):
+            return fn(x)
+
+    return run
+
+
 def worker(args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
@@ -221,6 +238,14 @@ def worker(args) -> dict:
 
         def forward_fn():
             return fn(x1)
+
+        if args.channels_last:
+            module.to(memory_format=torch.channels_last)
+            x1, xb = (t.contiguous(memory_format=torch.channels_last) for t in (x1, xb))
+        if args.compile:
+            fn = torch.compile(fn, backend=args.compile)  # compiled in the warm-up calls (not timed)
+        if args.precision != 'fp32':
+            fn = _autocast(fn, args.precision)
 
         def train_loss():
             outs = fn(xb)
@@ -396,6 +421,11 @@ def main():
     parser.add_argument('--rounds', type=int, default=3, help='processes per model, interleaved')
     parser.add_argument('--models', default=None, help='comma list; default: all that apply')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
+                        help='backbone / config mode: autocast dtype of forward and training step')
+    parser.add_argument('--channels-last', action='store_true', help='backbone / config mode: NHWC weights + inputs')
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='backbone / config mode: torch.compile the model (compilation not timed)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.volume and args.volume_net == 'demo' and args.size % 64:
@@ -455,6 +485,8 @@ def main():
                    '--batch', str(args.batch), '--threads', str(args.threads), '--iters', str(args.iters)]
             if args.config:
                 cmd += ['--config', args.config]
+            cmd += ['--precision', args.precision] + (['--channels-last'] if args.channels_last else [])
+            cmd += ['--compile', args.compile] if args.compile else []
             if args.detector:
                 cmd.append('--detector')
             if args.volume:

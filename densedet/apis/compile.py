@@ -1,0 +1,36 @@
+"""``--compile`` of tools/train.py and tools/test.py: ``torch.compile`` on the dense parts.
+
+mmengine's own ``cfg.compile`` wraps the whole ``train_step`` (data preprocessor, losses,
+backward and the optimizer step), which graph-breaks all over and leaves test runs eager. densedet
+compiles, in place (``nn.Module.compile``: parameter names and checkpoints unchanged), the
+modules with fixed-shape, data-independent work: the backbone and the neck; heads with RoI
+sampling / NMS (mmdet) and the losses stay eager. Every densedet backbone traces as one graph (no
+graph breaks, tests/apis/test_compile.py).
+"""
+from typing import List
+
+import torch.nn as nn
+from mmengine.model import is_model_wrapper
+
+COMPILED_PARTS = ('backbone', 'neck', 'encoder2d', 'encoder3d')
+
+
+def compile_model(model: nn.Module, backend: str = 'inductor', **options) -> List[str]:
+    """Compiles ``model``'s backbone / neck (H-DenseUNet: both encoders) in place with
+    ``torch.compile(backend=backend, **options)``; returns the names of the compiled parts."""
+    if is_model_wrapper(model):
+        model = model.module
+    compiled = []
+    for name in COMPILED_PARTS:
+        part = getattr(model, name, None)
+        if isinstance(part, nn.Module):
+            part.compile(backend=backend, **options)
+            compiled.append(name)
+    if not compiled:
+        raise ValueError(f'--compile: {type(model).__name__} has none of {COMPILED_PARTS} to compile')
+    return compiled
+
+
+def add_compile_arg(parser) -> None:
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='torch.compile the backbone and neck (default backend: inductor)')
