@@ -215,9 +215,9 @@ def _saved_bytes(fn, x) -> int:
     return sum(storages.values())
 
 
-def _autocast(fn, precision: str):
+def _autocast(fn, precision: str, device: str):
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device).type
 
     def run(x):
         with torch.autocast(device_type=device, dtype=dtype):
@@ -233,8 +233,9 @@ def worker(args) -> dict:
         module, forward_fn, train_loss = _detector_task(args.worker, args.size, args.batch)
     else:
         fn, module = _build(args.worker, args.arch, args.config, args.family)
-        x1 = torch.randn(1, 3, args.size, args.size)
-        xb = torch.randn(args.batch, 3, args.size, args.size)
+        module.to(args.device)
+        x1 = torch.randn(1, 3, args.size, args.size, device=args.device)
+        xb = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
 
         def forward_fn():
             return fn(x1)
@@ -245,32 +246,43 @@ def worker(args) -> dict:
         if args.compile:
             fn = torch.compile(fn, backend=args.compile)  # compiled in the warm-up calls (not timed)
         if args.precision != 'fp32':
-            fn = _autocast(fn, args.precision)
+            fn = _autocast(fn, args.precision, args.device)
 
         def train_loss():
             outs = fn(xb)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             return sum(o.float().mean() for o in outs)
 
+    cuda = getattr(args, 'device', 'cpu').startswith('cuda')
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     module.eval()
     with torch.no_grad():
         forward_fn()  # warm-up
         times = []
         for _ in range(args.iters):
+            sync()
             t = time.perf_counter()
             forward_fn()
+            sync()
             times.append(time.perf_counter() - t)
     forward = statistics.median(times)
 
     module.train()
     base_rss = _rss_kib()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
     train_loss().backward()  # warm-up, and the memory peak of one step
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss
+    # CPU: the rise of the process's peak RSS; CUDA: the peak of allocated device memory
+    peak = (torch.cuda.max_memory_allocated() - base_cuda) / 1024 if cuda else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss
     module.zero_grad(set_to_none=True)
     times = []
     for _ in range(args.iters):
+        sync()
         t = time.perf_counter()
         train_loss().backward()
+        sync()
         times.append(time.perf_counter() - t)
         module.zero_grad(set_to_none=True)
     saved = _saved_bytes(lambda _: train_loss(), None)
@@ -424,6 +436,8 @@ def main():
     parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
                         help='backbone / config mode: autocast dtype of forward and training step')
     parser.add_argument('--channels-last', action='store_true', help='backbone / config mode: NHWC weights + inputs')
+    parser.add_argument('--device', default='cpu', help='backbone / config mode: cpu or cuda (peak memory: '
+                        'allocated device memory instead of RSS)')
     parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
                         help='backbone / config mode: torch.compile the model (compilation not timed)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
@@ -485,7 +499,8 @@ def main():
                    '--batch', str(args.batch), '--threads', str(args.threads), '--iters', str(args.iters)]
             if args.config:
                 cmd += ['--config', args.config]
-            cmd += ['--precision', args.precision] + (['--channels-last'] if args.channels_last else [])
+            cmd += ['--precision', args.precision, '--device', args.device]
+            cmd += ['--channels-last'] if args.channels_last else []
             cmd += ['--compile', args.compile] if args.compile else []
             if args.detector:
                 cmd.append('--detector')
