@@ -8,7 +8,7 @@ import torch._dynamo
 
 from densedet.apis import init_model
 from densedet.apis.compile import compile_model
-from densedet.models.backbones import DLA, DPN, RDNet, DenseNet, HarDNet, VoVNet
+from densedet.models.backbones import DLA, DPN, DenseNet, HarDNet, RDNet, VoVNet
 
 BACKBONES = {
     'rdnet': lambda: RDNet(arch='tiny', drop_path_rate=0.1),
