@@ -22,9 +22,15 @@ def test_get_flops_counts_every_parameter():
     assert abs(res224['flops'] / res['flops'] - 12.25) < 0.01
 
 
+class _WorkerArgs:
+    """What benchmark.py's parser hands a backbone / config worker (fp32, NCHW, eager, CPU)."""
+    family, arch, config, size, batch, threads, iters = 'rdnet', 'tiny', None, 64, 1, 1, 1
+    precision, channels_last, compile, device = 'fp32', False, None, 'cpu'
+
+
 def test_benchmark_worker_measures_each_model():
-    class Args:
-        family, arch, config, size, batch, threads, iters = 'rdnet', 'tiny', None, 64, 1, 1, 1
+    class Args(_WorkerArgs):
+        pass
     for name in ('densedet', 'densedet-cp', 'reference'):
         Args.worker = name
         res = benchmark.worker(Args)
@@ -33,6 +39,17 @@ def test_benchmark_worker_measures_each_model():
     plain = benchmark.worker(Args)['saved_mib']
     Args.worker = 'densedet-cp'
     assert benchmark.worker(Args)['saved_mib'] < 0.5 * plain
+
+
+def test_benchmark_worker_in_bf16_channels_last_compiled():
+    class Args(_WorkerArgs):
+        worker, precision, channels_last, compile = 'densedet', 'bf16', True, 'eager'
+    res = benchmark.worker(Args)
+    assert res['forward_s'] > 0 and res['train_s'] > 0
+    Args.compile = None  # bf16 autocast keeps fewer bytes for backward than fp32
+    low = benchmark.worker(Args)['saved_mib']
+    Args.precision = 'fp32'
+    assert low < 0.8 * benchmark.worker(Args)['saved_mib']
 
 
 def test_plot_curves_reads_scalars(tmp_path):
@@ -49,8 +66,8 @@ def test_plot_curves_reads_scalars(tmp_path):
 
 
 def test_benchmark_families_with_and_without_reference():
-    class Args:
-        config, size, batch, threads, iters = None, 64, 1, 1, 1
+    class Args(_WorkerArgs):
+        pass
     for family, arch, name in (('densenet', '121', 'reference'), ('densenet', '121', 'densedet'),
                                ('hardnet', '39', 'densedet-cp')):
         Args.family, Args.arch, Args.worker = family, arch, name
