@@ -25,8 +25,7 @@ from mmengine.runner import Runner  # noqa: E402
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
 from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
-from densedet.apis.config import prepare_config, setup_test_outputs  # noqa: E402
-from densedet.apis.precision import enable_test_amp  # noqa: E402
+from densedet.apis.config import enable_test_amp, prepare_config, setup_test_outputs  # noqa: E402
 
 
 def parse_args(argv=None):

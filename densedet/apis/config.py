@@ -106,6 +106,12 @@ def enable_amp(cfg: Config) -> None:
         wrapper.pop('dtype', None)
 
 
+def enable_test_amp(cfg: Config) -> None:
+    """``tools/test.py --amp``: mmengine's ``TestLoop(fp16=True)`` runs the test under its
+    ``autocast`` (bf16 on CPU, fp16 on CUDA, as :mod:`densedet.apis.precision`)."""
+    cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+
+
 def is_volume_model(model_cfg: dict) -> bool:
     """Whether a config's ``model`` is one of densedet's volume segmentors (or a subclass)."""
     from mmengine.registry import MODELS

@@ -23,10 +23,3 @@ def inference_autocast(model_or_device, enabled: bool = True):
     else:
         device = torch.device(model_or_device)
     return torch.autocast(device_type=device.type, dtype=autocast_dtype(device.type))
-
-
-def enable_test_amp(cfg) -> None:
-    """``tools/test.py --amp``: mmengine's ``TestLoop(fp16=True)`` runs the test under its
-    ``autocast`` (bf16 on CPU, fp16 on CUDA)."""
-    test_cfg = cfg.get('test_cfg') or {}
-    cfg.test_cfg = dict(test_cfg, fp16=True)

@@ -8,7 +8,8 @@ import torch
 from mmengine.config import Config
 
 from densedet.apis import inference, inference_volume, init_model, init_volume_model
-from densedet.apis.precision import autocast_dtype, enable_test_amp, inference_autocast
+from densedet.apis.config import enable_test_amp
+from densedet.apis.precision import autocast_dtype, inference_autocast
 
 
 def _conv_dtypes(model):
