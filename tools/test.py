@@ -55,7 +55,7 @@ def main(argv=None):
         enable_test_amp(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.compile:
-        parts = compile_model(runner.model, backend=args.compile)
+        parts = compile_model(runner.model, backend=args.compile, inference=True)
         print_log(f'compiled ({args.compile}): {", ".join(parts)}', logger='current')
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults

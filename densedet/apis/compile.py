@@ -15,11 +15,22 @@ from mmengine.model import is_model_wrapper
 COMPILED_PARTS = ('backbone', 'neck', 'encoder2d', 'encoder3d')
 
 
-def compile_model(model: nn.Module, backend: str = 'inductor', **options) -> List[str]:
+def compile_model(model: nn.Module, backend: str = 'inductor', inference: bool = False, **options) -> List[str]:
     """Compiles ``model``'s backbone / neck (H-DenseUNet: both encoders) in place with
-    ``torch.compile(backend=backend, **options)``; returns the names of the compiled parts."""
+    ``torch.compile(backend=backend, **options)``; returns the names of the compiled parts.
+
+    ``inference=True`` (tools/test.py: the process only predicts) turns on inductor's freezing:
+    inference graphs take the weights as constants, which lets inductor prepack them for oneDNN and
+    fuse each convolution with the pointwise ops after it. Without it, a compiled RDNet-T ran
+    slower than eager on CPU (docs/benchmarks.md). A process-wide inductor setting; graphs compiled
+    with gradients enabled (training) are not frozen. Weights loaded after the first call are not
+    seen by a frozen graph: load the checkpoint first (tools/test.py does).
+    """
     if is_model_wrapper(model):
         model = model.module
+    if inference and backend == 'inductor':
+        import torch._inductor.config
+        torch._inductor.config.freezing = True
     compiled = []
     for name in COMPILED_PARTS:
         part = getattr(model, name, None)

@@ -51,3 +51,16 @@ def test_compile_model_in_place_keeps_parameter_names(repo_root):
     torch.testing.assert_close(out, expected)
     with pytest.raises(ValueError, match='none of'):
         compile_model(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize('backend, inference, frozen', [('inductor', True, True), ('inductor', False, False),
+                                                        ('eager', True, False)])
+def test_inference_compile_freezes_inductor_graphs(monkeypatch, backend, inference, frozen):
+    """tools/test.py compiles with ``inference=True``: without inductor's freezing a compiled RDNet
+    ran slower than eager on CPU (docs/benchmarks.md). Compilation itself is lazy (first call)."""
+    import torch._inductor.config
+    monkeypatch.setattr(torch._inductor.config, 'freezing', False)
+    model = torch.nn.Module()
+    model.backbone = RDNet(arch='tiny')
+    compile_model(model, backend=backend, inference=inference)
+    assert torch._inductor.config.freezing is frozen

@@ -116,6 +116,7 @@ def _reference(family: str, arch: str):
     raise KeyError(f'no reference implementation for {family!r}')
 
 
+CONVNEXT_T_CHANNELS = [96, 192, 384, 768]
 FAMILIES = {'rdnet': 'RDNet', 'densenet': 'DenseNet', 'vovnet': 'VoVNet', 'dla': 'DLA', 'dpn': 'DPN',
             'hardnet': 'HarDNet'}
 
@@ -133,6 +134,14 @@ def _build(name: str, arch: str, config: str = None, family: str = 'rdnet'):
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         if name == 'densedet-cp':
             cfg.model.backbone.with_cp = True
+        elif name == 'convnext':  # the same segmentor on timm's ConvNeXt-T, through mmseg's TIMMBackbone
+            if list(cfg.model.decode_head.get('in_index', [])) != [0, 1, 2, 3]:
+                raise ValueError(f'--models convnext: {config} must decode all four levels (in_index=[0, 1, 2, 3])')
+            cfg.model.backbone = dict(type='mmseg.TIMMBackbone', model_name='convnext_tiny', pretrained=False,
+                                      features_only=True, out_indices=(0, 1, 2, 3))
+            cfg.model.decode_head.in_channels = CONVNEXT_T_CHANNELS
+            if cfg.model.get('auxiliary_head'):
+                cfg.model.auxiliary_head.in_channels = CONVNEXT_T_CHANNELS[cfg.model.auxiliary_head.in_index]
         model = MODELS.build(cfg.model)
         return (lambda x: model._forward(x)) if hasattr(model, '_forward') else model, model
     if name == 'convnext':
@@ -244,6 +253,9 @@ def worker(args) -> dict:
             module.to(memory_format=torch.channels_last)
             x1, xb = (t.contiguous(memory_format=torch.channels_last) for t in (x1, xb))
         if args.compile:
+            if args.compile == 'inductor':  # as tools/test.py --compile: frozen weights in inference graphs
+                import torch._inductor.config
+                torch._inductor.config.freezing = True
             fn = torch.compile(fn, backend=args.compile)  # compiled in the warm-up calls (not timed)
         if args.precision != 'fp32':
             fn = _autocast(fn, args.precision, args.device)
@@ -440,6 +452,9 @@ def main():
                         'allocated device memory instead of RSS)')
     parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
                         help='backbone / config mode: torch.compile the model (compilation not timed)')
+    parser.add_argument('--modes', help='backbone / config mode: several modes side by side in one table, a comma '
+                        'list of PRECISION[+cl][+compile], e.g. fp32,bf16,bf16+compile (default: the one mode '
+                        '--precision / --channels-last / --compile give)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.volume and args.volume_net == 'demo' and args.size % 64:
@@ -490,28 +505,33 @@ def main():
         models = ['densedet', 'densedet-cp', 'reference', 'convnext']
     else:
         models = ['densedet', 'densedet-cp', 'reference']
-    results = {m: [] for m in models}
+    modes = _parse_modes(args, parser)
+    results = {(m, mode): [] for mode in modes for m in models}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     for r in range(args.rounds):
-        for m in models:
-            cmd = [sys.executable, __file__, '--worker', m, '--family', args.family, '--arch', args.arch,
-                   '--size', str(args.size),
-                   '--batch', str(args.batch), '--threads', str(args.threads), '--iters', str(args.iters)]
-            if args.config:
-                cmd += ['--config', args.config]
-            cmd += ['--precision', args.precision, '--device', args.device]
-            cmd += ['--channels-last'] if args.channels_last else []
-            cmd += ['--compile', args.compile] if args.compile else []
-            if args.detector:
-                cmd.append('--detector')
-            if args.volume:
-                cmd += ['--volume', '--volume-net', args.volume_net]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if out.returncode != 0:
-                raise RuntimeError(f'worker {m} failed:\n{out.stderr[-3000:]}')
-            line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
-            results[m].append(json.loads(line[7:]))
-            print(f'round {r + 1}/{args.rounds} {m}: {results[m][-1]}', file=sys.stderr, flush=True)
+        for mode in modes:
+            precision, channels_last, compile_backend = modes[mode]
+            for m in models:
+                cmd = [sys.executable, __file__, '--worker', m, '--family', args.family, '--arch', args.arch,
+                       '--size', str(args.size),
+                       '--batch', str(args.batch), '--threads', str(args.threads), '--iters', str(args.iters)]
+                if args.config:
+                    cmd += ['--config', args.config]
+                cmd += ['--precision', precision, '--device', args.device]
+                cmd += ['--channels-last'] if channels_last else []
+                cmd += ['--compile', compile_backend] if compile_backend else []
+                if args.detector:
+                    cmd.append('--detector')
+                if args.volume:
+                    cmd += ['--volume', '--volume-net', args.volume_net]
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if out.returncode != 0:
+                    raise RuntimeError(f'worker {m} ({mode}) failed:\n{out.stderr[-3000:]}')
+                line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
+                results[m, mode].append(json.loads(line[7:]))
+                print(f'round {r + 1}/{args.rounds} {m} {mode}: {results[m, mode][-1]}', file=sys.stderr, flush=True)
+    if len(modes) == 1:
+        results = {m: rs for (m, _), rs in results.items()}
     if args.volume:
         voxels = results['time'][0]['voxels']
         summary = {}
@@ -536,6 +556,8 @@ def main():
                 json.dump(dict(args=vars(args), summary=summary, paired_ratio=paired, runs=results), f, indent=1)
         return
     keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
+    if len(modes) > 1:
+        return _print_modes_table(args, models, modes, results, keys)
     summary = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
     base = 'reference' if 'reference' in summary else 'resnet50' if 'resnet50' in summary else models[0]
     what = 'Mask R-CNN (predict as forward)' if args.detector else args.config or f'{FAMILIES[args.family]}-{args.arch}'
@@ -552,6 +574,46 @@ def main():
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), summary=summary, runs=results), f, indent=1)
 
+
+def _parse_modes(args, parser) -> dict:
+    """``--modes fp32,bf16+cl,bf16+compile`` -> {name: (precision, channels_last, compile backend)};
+    without ``--modes``, the one mode ``--precision`` / ``--channels-last`` / ``--compile`` give."""
+    if not args.modes:
+        return {args.precision: (args.precision, args.channels_last, args.compile)}
+    modes = {}
+    for name in args.modes.split(','):
+        precision, *flags = name.split('+')
+        if precision not in ('fp32', 'bf16', 'fp16') or set(flags) - {'cl', 'compile'}:
+            parser.error(f'--modes: {name!r} is not PRECISION[+cl][+compile] with PRECISION fp32, bf16 or fp16')
+        modes[name] = (precision, 'cl' in flags, (args.compile or 'inductor') if 'compile' in flags else None)
+    return modes
+
+
+def _print_modes_table(args, models, modes, results, keys) -> None:
+    """One row per model and mode: ratios against the first model in the same mode, and the
+    speed-up of each mode over the same model's first mode (all from the same run)."""
+    summary = {key: {k: statistics.median(x[k] for x in rs) for k in keys} for key, rs in results.items()}
+    first = next(iter(modes))
+    base = models[0] if args.config or 'reference' not in models else 'reference'
+    what = args.config or f'{FAMILIES[args.family]}-{args.arch}'
+    print(f'\n{what} on {args.device}, forward 1x3x{args.size}x{args.size}, train step '
+          f'{args.batch}x3x{args.size}x{args.size}, {args.threads} threads, median of {args.rounds} processes x '
+          f'{args.iters} iterations; "vs {base}": same mode; "speed-up": over the same model in {first}\n')
+    print(f'| model | mode | forward (s) | vs {base} | speed-up | train step (s) | vs {base} | speed-up | '
+          'train peak (MiB) | saved for backward (MiB) |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for mode in modes:
+        for m in models:
+            s, b, own = summary[m, mode], summary[base, mode], summary[m, first]
+            cells = []
+            for k in ('forward_s', 'train_s'):
+                cells += [f'{s[k]:.3f}', f'{s[k] / b[k]:.2f}x', f'{own[k] / s[k]:.2f}x']
+            cells += [f"{s['peak_mib']:.0f}", f"{s['saved_mib']:.0f}"]
+            print(f'| {m} | {mode} | ' + ' | '.join(cells) + ' |')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(args=vars(args), summary={f'{m} {mode}': v for (m, mode), v in summary.items()},
+                           runs={f'{m} {mode}': v for (m, mode), v in results.items()}), f, indent=1)
 
 if __name__ == '__main__':
     main()

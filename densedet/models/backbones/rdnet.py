@@ -24,6 +24,7 @@ from mmcv.cnn.bricks import DropPath
 from densedet.registry import MODELS
 
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, kaiming_init_convs, make_dense_layers, round_down_to_multiple
+from ..layers.fused import conv_gelu
 from .base import DenseBackbone
 
 
@@ -44,7 +45,12 @@ class RDNetMixer(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        depthwise, norm, expand, act, project = self.layers[:5]
+        x = conv_gelu(expand, act, norm(depthwise(x)))  # one oneDNN call in CPU inference
+        x = project(x)
+        for module in self.layers[5:]:  # Effective-SE
+            x = module(x)
+        return x
 
 
 class RDNetLayer(nn.Module):
@@ -66,7 +72,9 @@ class RDNetLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(x)
         if self.gamma is not None:
-            x = x * self.gamma.view(1, -1, 1, 1)
+            # In the activations' dtype: an fp32 scale would promote every new feature map under
+            # autocast, and with it the dense concatenations and the casts before each conv.
+            x = x * self.gamma.to(x.dtype).view(1, -1, 1, 1)
         return self.drop_path(x)
 
 
