@@ -55,12 +55,12 @@ def test_compile_model_in_place_keeps_parameter_names(repo_root):
 
 @pytest.mark.parametrize('backend, inference, frozen', [('inductor', True, True), ('inductor', False, False),
                                                         ('eager', True, False)])
-def test_inference_compile_freezes_inductor_graphs(monkeypatch, backend, inference, frozen):
+def test_inference_compile_freezes_inductor_graphs(backend, inference, frozen):
     """tools/test.py compiles with ``inference=True``: without inductor's freezing a compiled RDNet
     ran slower than eager on CPU (docs/benchmarks.md). Compilation itself is lazy (first call)."""
     import torch._inductor.config
-    monkeypatch.setattr(torch._inductor.config, 'freezing', False)
     model = torch.nn.Module()
     model.backbone = RDNet(arch='tiny')
-    compile_model(model, backend=backend, inference=inference)
-    assert torch._inductor.config.freezing is frozen
+    with torch._inductor.config.patch(freezing=False):  # restored afterwards
+        compile_model(model, backend=backend, inference=inference)
+        assert torch._inductor.config.freezing is frozen

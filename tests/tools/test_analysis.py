@@ -150,3 +150,39 @@ def test_volume_benchmark_rejects_a_size_off_the_network_stride(monkeypatch, cap
         benchmark.main()
     assert exit_info.value.code == 2
     assert '--size must be a multiple of 64' in capsys.readouterr().err
+
+
+def test_benchmark_modes_parse_and_table(tmp_path, capsys):
+    parser = benchmark.argparse.ArgumentParser()
+    args = benchmark.argparse.Namespace(modes='fp32,bf16+cl,bf16+compile', compile=None, precision='fp32',
+                                        channels_last=False)
+    modes = benchmark._parse_modes(args, parser)
+    assert modes == {'fp32': ('fp32', False, None), 'bf16+cl': ('bf16', True, None),
+                     'bf16+compile': ('bf16', False, 'inductor')}
+    with pytest.raises(SystemExit):
+        benchmark._parse_modes(benchmark.argparse.Namespace(modes='int8', compile=None), parser)
+    keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
+    timing = {('densedet', 'fp32'): 0.4, ('convnext', 'fp32'): 0.2, ('densedet', 'bf16+cl'): 0.1,
+              ('convnext', 'bf16+cl'): 0.1, ('densedet', 'bf16+compile'): 0.2, ('convnext', 'bf16+compile'): 0.1}
+    results = {key: [dict(forward_s=t, train_s=2 * t, peak_mib=1, saved_mib=1)] for key, t in timing.items()}
+    args = benchmark.argparse.Namespace(config='x.py', device='cpu', size=64, batch=2, threads=2, rounds=1,
+                                        iters=1, json=str(tmp_path / 'r.json'))
+    benchmark._print_modes_table(args, ['densedet', 'convnext'], modes, results, keys)
+    rows = {tuple(c.strip() for c in line.split('|')[1:3]): [c.strip() for c in line.split('|')[3:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith('| densedet') or
+            line.startswith('| convnext')}
+    # forward, vs densedet (same mode), speed-up over fp32; then the same for the train step
+    assert rows['convnext', 'fp32'][:3] == ['0.200', '0.50x', '1.00x']
+    assert rows['densedet', 'bf16+cl'][:6] == ['0.100', '1.00x', '4.00x', '0.200', '1.00x', '4.00x']
+    assert rows['convnext', 'bf16+compile'][:3] == ['0.100', '0.50x', '2.00x']
+    assert set(json.load(open(tmp_path / 'r.json'))['summary']) == {f'{m} {mode}' for m, mode in timing}
+
+
+def test_benchmark_builds_the_config_on_convnext(repo_root):
+    config = os.path.join(repo_root, 'configs', 'upernet_rdnet_ade20k.py')
+    fn, model = benchmark._build('convnext', 'tiny', config)
+    model.eval()
+    assert type(model.backbone).__name__ == 'TIMMBackbone'
+    with benchmark.torch.no_grad():
+        logits = fn(benchmark.torch.randn(1, 3, 64, 64))
+    assert logits.shape == (1, 150, 16, 16)
