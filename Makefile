@@ -65,7 +65,7 @@ $(DEPLOY_STAMP): requirements/deploy.txt | setup
 deploy-deps: $(DEPLOY_STAMP)
 
 test: setup $(DEPLOY_STAMP)
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=20 tests  # the 20 slowest: what to trim when the suite nears 15 min
 
 # pyflakes, pycodestyle (120 columns) and import order (ruff.toml); .ci/run runs it before the tests.
 LINT_STAMP := .venv/.densedet-lint-$(shell sha256sum requirements/lint.txt | cut -c1-16)

@@ -24,7 +24,7 @@ from mmcv.cnn.bricks import DropPath
 from densedet.registry import MODELS
 
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, kaiming_init_convs, make_dense_layers, round_down_to_multiple
-from ..layers.fused import conv_gelu
+from ..layers.cpu_paths import conv_gelu, depthwise_conv
 from .base import DenseBackbone
 
 
@@ -46,7 +46,8 @@ class RDNetMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         depthwise, norm, expand, act, project = self.layers[:5]
-        x = conv_gelu(expand, act, norm(depthwise(x)))  # one oneDNN call in CPU inference
+        # bf16 on CPU: fp32 depthwise conv when training, conv + GELU in one call when predicting
+        x = conv_gelu(expand, act, norm(depthwise_conv(depthwise, x)))
         x = project(x)
         for module in self.layers[5:]:  # Effective-SE
             x = module(x)

@@ -1,12 +1,13 @@
-"""The oneDNN conv + GELU inference path: same numbers as the eager pair, taken only in bf16 CPU
-inference, never where autograd, compilation or export would see it; RDNet keeps bf16 features."""
+"""RDNet's CPU kernel choices under bf16 autocast: the fused conv + GELU (inference) and the fp32
+channels-last depthwise conv (training) give the plain ops' numbers, are taken only where they
+apply, never where compilation or export would see them; RDNet keeps bf16 features."""
 import pytest
 import torch
 import torch.nn as nn
 
 from densedet.models.backbones import RDNet
-from densedet.models.layers import fused
-from densedet.models.layers.fused import conv_gelu, fused_inference
+from densedet.models.layers import cpu_paths as fused
+from densedet.models.layers.cpu_paths import conv_gelu, cpu_paths, depthwise_conv
 
 pytestmark = pytest.mark.skipif(fused._POINTWISE_CONV is None or not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
                                 reason='this PyTorch / CPU has no oneDNN bf16 convolution with post-ops')
@@ -51,7 +52,7 @@ def test_fused_kernel_is_not_used(fused_calls, case):
         torch._dynamo.reset()
         run = torch.compile(run, backend='eager', fullgraph=True)
     with torch.set_grad_enabled(case == 'grad'), torch.autocast('cpu', dtype=torch.bfloat16, enabled=case != 'fp32'), \
-            fused_inference(case != 'switched_off'):
+            cpu_paths(case != 'switched_off'):
         out = run(x)
     assert fused_calls == []
     # fp32 keeps PyTorch's own GELU bit for bit: the RDNet parity with timm is at 1e-5
@@ -66,7 +67,7 @@ def test_rdnet_bf16_inference_fuses_every_mixer_and_keeps_bf16_features(fused_ca
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         outs = model(x)
         assert len(fused_calls) == 21  # 7 stages x 3 mixers
-        with fused_inference(False):
+        with cpu_paths(False):
             plain = model(x)
     with torch.no_grad():
         reference = model(x)
@@ -77,3 +78,58 @@ def test_rdnet_bf16_inference_fuses_every_mixer_and_keeps_bf16_features(fused_ca
         torch.testing.assert_close(a.float(), b.float(), atol=0.1, rtol=0.05)
         # bf16 against fp32: within bf16's precision relative to the map's scale
         assert (a.float() - r).abs().max() < 0.05 * r.abs().max()
+
+
+def _depthwise_and_input():
+    torch.manual_seed(0)
+    return nn.Conv2d(16, 16, 7, padding=3, groups=16), torch.randn(2, 16, 12, 10, requires_grad=True)
+
+
+def test_depthwise_conv_runs_fp32_channels_last_when_training_under_bf16():
+    conv, x = _depthwise_and_input()
+    grads = []
+    for enabled in (True, False):
+        with torch.autocast('cpu', dtype=torch.bfloat16), cpu_paths(enabled):
+            out = depthwise_conv(conv, x.to(torch.bfloat16))
+        if enabled:
+            assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+        else:
+            assert out.dtype == torch.bfloat16
+        conv.zero_grad()
+        x.grad = None
+        out.float().square().sum().backward()
+        grads.append((out.detach().float(), conv.weight.grad.clone(), x.grad.clone()))
+    for fast, plain in zip(*grads):  # fp32 against bf16: within bf16's precision
+        torch.testing.assert_close(fast, plain, atol=0.05 * plain.abs().max().item(), rtol=0.02)
+
+
+@pytest.mark.parametrize('case', ['no_grad', 'fp32', 'frozen', 'compiled'])
+def test_depthwise_conv_keeps_the_plain_op(case):
+    conv, x = _depthwise_and_input()
+    if case == 'frozen':  # nothing for autograd to record: the bf16 forward is the faster one
+        conv.requires_grad_(False)
+        x = x.detach()
+    run = (lambda t: depthwise_conv(conv, t))
+    if case == 'compiled':
+        torch._dynamo.reset()
+        run = torch.compile(run, backend='eager', fullgraph=True)
+    with torch.set_grad_enabled(case != 'no_grad'), torch.autocast('cpu', dtype=torch.bfloat16,
+                                                                     enabled=case != 'fp32'):
+        out = run(x)
+    assert out.dtype == (torch.float32 if case == 'fp32' else torch.bfloat16)
+
+
+def test_rdnet_bf16_training_step_matches_the_plain_ops():
+    torch.manual_seed(0)
+    model = RDNet(arch='tiny', ls_init_value=0.5).train()
+    x = torch.randn(2, 3, 64, 64)
+    grads = []
+    for enabled in (True, False):
+        model.zero_grad()
+        with torch.autocast('cpu', dtype=torch.bfloat16), cpu_paths(enabled):
+            outs = model(x)
+        assert [o.dtype for o in outs] == [torch.bfloat16] * 4
+        sum(o.float().mean() for o in outs).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for fast, plain in zip(*grads):
+        assert (fast - plain).abs().max() <= 0.05 * plain.abs().max() + 1e-6
