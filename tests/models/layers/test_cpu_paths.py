@@ -1,6 +1,8 @@
 """RDNet's CPU kernel choices under bf16 autocast: the fused conv + GELU (inference) and the fp32
 channels-last depthwise conv (training) give the plain ops' numbers, are taken only where they
 apply, never where compilation or export would see them; RDNet keeps bf16 features."""
+import functools
+
 import pytest
 import torch
 import torch.nn as nn
@@ -47,7 +49,7 @@ def test_fused_conv_gelu_matches_eager_under_bf16_autocast(fused_calls, approxim
 @pytest.mark.parametrize('case', ['fp32', 'grad', 'switched_off', 'compiled'])
 def test_fused_kernel_is_not_used(fused_calls, case):
     conv, act, x = _conv_and_input()
-    run = (lambda t: conv_gelu(conv, act, t))
+    run = functools.partial(conv_gelu, conv, act)
     if case == 'compiled':  # dynamo sees the plain ops (inductor fuses them itself)
         torch._dynamo.reset()
         run = torch.compile(run, backend='eager', fullgraph=True)
@@ -109,7 +111,7 @@ def test_depthwise_conv_keeps_the_plain_op(case):
     if case == 'frozen':  # nothing for autograd to record: the bf16 forward is the faster one
         conv.requires_grad_(False)
         x = x.detach()
-    run = (lambda t: depthwise_conv(conv, t))
+    run = functools.partial(depthwise_conv, conv)
     if case == 'compiled':
         torch._dynamo.reset()
         run = torch.compile(run, backend='eager', fullgraph=True)
