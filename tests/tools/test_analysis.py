@@ -186,3 +186,13 @@ def test_benchmark_builds_the_config_on_convnext(repo_root):
     with benchmark.torch.no_grad():
         logits = fn(benchmark.torch.randn(1, 3, 64, 64))
     assert logits.shape == (1, 150, 16, 16)
+
+
+def test_benchmark_profile_splits_depthwise_from_other_convolutions():
+    torch = benchmark.torch
+    depthwise, pointwise = torch.nn.Conv2d(8, 8, 7, padding=3, groups=8), torch.nn.Conv2d(8, 16, 1)
+    x = torch.randn(1, 8, 32, 32, requires_grad=True)
+    shares = benchmark._op_shares(lambda: pointwise(depthwise(x)).sum().backward(), top=50)
+    assert {'aten::mkldnn_convolution (depthwise)', 'aten::convolution_backward (depthwise)',
+            'aten::convolution_backward (1x1)'} <= set(shares)
+    assert 0.99 < sum(shares.values()) <= 1.0 + 1e-9

@@ -12,7 +12,8 @@
     python tools/analysis/benchmark.py --volume-data [--nnunet-python .venv-nnunet/bin/python]
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
-backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``reference`` (timm's
+backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``densedet-plain`` (the same without
+its CPU kernel choices, ``densedet/models/layers/cpu_paths.py``; on request), ``reference`` (timm's
 ``rdnet_*``, ``ese_vovnet*b``, ``dla*``, ``dpn*``, or torchvision's ``densenet*``; HarDNet has
 none) and, for RDNet, ``convnext`` (timm ``convnext_tiny``, a non-dense baseline).
 For each it measures
@@ -236,6 +237,14 @@ def _autocast(fn, precision: str, device: str):
 
 
 def worker(args) -> dict:
+    """One model's measurements; ``densedet-plain`` is ``densedet`` with its CPU kernel choices
+    (``densedet/models/layers/cpu_paths.py``) switched off: PyTorch's plain ops."""
+    from densedet.models.layers.cpu_paths import cpu_paths
+    with cpu_paths(args.worker != 'densedet-plain'):
+        return _measure(args)
+
+
+def _measure(args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
     if getattr(args, 'detector', False):
@@ -298,8 +307,42 @@ def worker(args) -> dict:
         times.append(time.perf_counter() - t)
         module.zero_grad(set_to_none=True)
     saved = _saved_bytes(lambda _: train_loss(), None)
-    return dict(model=args.worker, forward_s=forward, train_s=statistics.median(times),
-                peak_mib=max(peak, 0) / 1024, saved_mib=saved / 2**20)
+    result = dict(model=args.worker, forward_s=forward, train_s=statistics.median(times),
+                  peak_mib=max(peak, 0) / 1024, saved_mib=saved / 2**20)
+    if getattr(args, 'profile', False):
+        module.eval()
+        with torch.no_grad():
+            result['profile_forward'] = _op_shares(forward_fn)
+        module.train()
+        result['profile_train'] = _op_shares(lambda: train_loss().backward())
+    return result
+
+
+def _op_kind(event) -> str:
+    """The op's name; convolutions split into depthwise (weights ``C x 1 x k x k``) and the rest."""
+    name = event.name
+    weight_arg = {'aten::mkldnn_convolution': 1, 'mkldnn::_convolution_pointwise': 1,
+                  'aten::convolution_backward': 2}.get(name)
+    if weight_arg is not None and len(event.input_shapes) > weight_arg:
+        weight = event.input_shapes[weight_arg]
+        if len(weight) >= 4:
+            depthwise = weight[1] == 1 and weight[-1] > 1
+            name += ' (depthwise)' if depthwise else f' ({"x".join(map(str, weight[2:]))})'
+    return name
+
+
+def _op_shares(step, top: int = 8) -> dict:
+    """Self CPU time of one call of ``step`` per op (torch.profiler), as shares of the total."""
+    from torch.profiler import profile
+    with profile(record_shapes=True) as prof:
+        step()
+    totals = {}
+    for event in prof.events():
+        kind = _op_kind(event)
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
+    total = sum(totals.values())
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return {kind: t / total for kind, t in ranked}
 
 
 def volume_inference(name: str, size: int, threads: int, iters: int, net: str = 'demo') -> dict:
@@ -455,6 +498,8 @@ def main():
     parser.add_argument('--modes', help='backbone / config mode: several modes side by side in one table, a comma '
                         'list of PRECISION[+cl][+compile], e.g. fp32,bf16,bf16+compile (default: the one mode '
                         '--precision / --channels-last / --compile give)')
+    parser.add_argument('--profile', action='store_true', help='backbone / config mode: also the ops taking the '
+                        "most CPU time (torch.profiler, one forward and one training step of each model's first round)")
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.volume and args.volume_net == 'demo' and args.size % 64:
@@ -520,6 +565,7 @@ def main():
                 cmd += ['--precision', precision, '--device', args.device]
                 cmd += ['--channels-last'] if channels_last else []
                 cmd += ['--compile', compile_backend] if compile_backend else []
+                cmd += ['--profile'] if args.profile and r == 0 else []
                 if args.detector:
                     cmd.append('--detector')
                 if args.volume:
@@ -556,6 +602,8 @@ def main():
                 json.dump(dict(args=vars(args), summary=summary, paired_ratio=paired, runs=results), f, indent=1)
         return
     keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
+    if args.profile:
+        _print_profiles(results)
     if len(modes) > 1:
         return _print_modes_table(args, models, modes, results, keys)
     summary = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
@@ -573,6 +621,18 @@ def main():
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), summary=summary, runs=results), f, indent=1)
+
+
+def _print_profiles(results) -> None:
+    for key, runs in results.items():
+        name = ' '.join(key) if isinstance(key, tuple) else key
+        for part in ('forward', 'train'):
+            shares = runs[0].get(f'profile_{part}')
+            if shares:
+                print(f'\n{name}, {"forward" if part == "forward" else "training step"}: share of CPU time\n')
+                print('| op | share |\n|---|---|')
+                for op, share in shares.items():
+                    print(f'| `{op}` | {100 * share:.1f}% |')
 
 
 def _parse_modes(args, parser) -> dict:

@@ -2,9 +2,10 @@
 # The speed table of issue 14 on one CUDA GPU, prepared for a session that is lent one (this
 # project's machines have none; the suite never runs it). RDNet-T (densedet) against timm's
 # rdnet_tiny (same weights) and convnext_tiny, forward on 1x3x512x512 and a training step on
-# 8x3x512x512: fp32, fp16 and bf16 autocast, fp16 in channels-last; then UperNet-RDNet-T in fp32
-# and fp16. 14 worker processes, one round each: about 4 minutes on one GPU (each process pays
-# ~15 s of imports and CUDA start-up). Markdown tables on stdout, JSON per row in $OUT.
+# 8x3x512x512: fp32, fp16 and bf16 autocast, fp16 in channels-last; then UperNet-RDNet-T against
+# UperNet-ConvNeXt-T (mmseg's TIMMBackbone) in fp32 and fp16. Two tables, each one run (ratios and
+# speed-ups within the run); 16 worker processes, one round each: about 4-5 minutes on one GPU
+# (each process pays ~15 s of imports and CUDA start-up). Markdown on stdout, JSON per table in $OUT.
 #
 #   bash tools/analysis/gpu_bench.sh                 # PYTHON=.venv/bin/python OUT=work_dirs/gpu_bench
 #   DEVICE=cpu SIZE=64 BATCH=2 ITERS=1 bash tools/analysis/gpu_bench.sh   # smoke run without a GPU
@@ -21,10 +22,5 @@ bench() {  # NAME ARGS...
   "$PY" tools/analysis/benchmark.py --device "$DEVICE" --size "${SIZE:-512}" --batch "${BATCH:-8}" \
     --threads "${THREADS:-8}" --rounds 1 --iters "${ITERS:-10}" --json "$OUT/$name.json" "$@" 2>/dev/null
 }
-MODELS=densedet,reference,convnext
-bench backbone_fp32 --arch tiny --models $MODELS --precision fp32
-bench backbone_fp16 --arch tiny --models $MODELS --precision fp16
-bench backbone_bf16 --arch tiny --models $MODELS --precision bf16
-bench backbone_fp16_channels_last --arch tiny --models $MODELS --precision fp16 --channels-last
-bench upernet_fp32 --config configs/upernet_rdnet_ade20k.py --models densedet --precision fp32
-bench upernet_fp16 --config configs/upernet_rdnet_ade20k.py --models densedet --precision fp16
+bench backbone --arch tiny --models densedet,reference,convnext --modes fp32,fp16,bf16,fp16+cl
+bench upernet --config configs/upernet_rdnet_ade20k.py --models densedet,convnext --modes fp32,fp16
