@@ -64,8 +64,12 @@ $(DEPLOY_STAMP): requirements/deploy.txt | setup
 
 deploy-deps: $(DEPLOY_STAMP)
 
+# Two pytest workers (pytest-xdist; work-stealing, as the tool tests vary from 1 to 80 s): most
+# end-to-end tests run the tools in 1-thread subprocesses, so two overlap well on two cores.
+# TEST_WORKERS=0 runs in one process. --durations: the slowest, what to trim when the suite grows.
+TEST_WORKERS ?= 2
 test: setup $(DEPLOY_STAMP)
-	$(PYTHON) -m pytest -q --durations=20 tests  # the 20 slowest: what to trim when the suite nears 15 min
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=20 tests
 
 # pyflakes, pycodestyle (120 columns) and import order (ruff.toml); .ci/run runs it before the tests.
 LINT_STAMP := .venv/.densedet-lint-$(shell sha256sum requirements/lint.txt | cut -c1-16)

@@ -183,19 +183,19 @@ def test_plan_preprocess_train_test_and_postprocess_through_the_tools(repo_root,
     assert 'preprocessed 4 case(s), skipped 0' in log
     assert 'nothing to do: 4 case(s) already preprocessed' in _run(['tools/data/preprocess_volumes.py', cfg],
                                                                    repo_root)
-    opts = ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
+    opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=1',
             'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=1',
             'param_scheduler.0.end=1', 'param_scheduler.1.begin=1', 'randomness.deterministic=True']
     work = tmp_path / 'work'
     log = _run(['tools/train.py', cfg, '--work-dir', str(work), '--cfg-options', *opts], repo_root)
     assert 'Dice.liver' in log
-    # exact resume: a run stopped after iteration 2 and resumed ends with the same weights
+    # exact resume: a run stopped after iteration 1 and resumed ends with the same weights
     (tmp_path / 'resumed').mkdir()
-    shutil.copy(work / 'iter_2.pth', tmp_path / 'resumed' / 'iter_2.pth')
-    (tmp_path / 'resumed' / 'last_checkpoint').write_text(str(tmp_path / 'resumed' / 'iter_2.pth'))
+    shutil.copy(work / 'iter_1.pth', tmp_path / 'resumed' / 'iter_1.pth')
+    (tmp_path / 'resumed' / 'last_checkpoint').write_text(str(tmp_path / 'resumed' / 'iter_1.pth'))
     _run(['tools/train.py', cfg, '--work-dir', str(tmp_path / 'resumed'), '--resume', '--cfg-options', *opts],
          repo_root)
-    full, resumed = (torch.load(d / 'iter_4.pth', weights_only=False)['state_dict']
+    full, resumed = (torch.load(d / 'iter_2.pth', weights_only=False)['state_dict']
                      for d in (work, tmp_path / 'resumed'))
     assert all(torch.equal(full[k], resumed[k]) for k in full) and len(full) > 0
     (val_case, ) = json.loads((tmp_path / 'pre' / 'splits.json').read_text())[0]['val']
