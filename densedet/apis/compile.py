@@ -29,8 +29,7 @@ def compile_model(model: nn.Module, backend: str = 'inductor', inference: bool =
     if is_model_wrapper(model):
         model = model.module
     if inference and backend == 'inductor':
-        import torch._inductor.config
-        torch._inductor.config.freezing = True
+        freeze_inference_graphs()
     compiled = []
     for name in COMPILED_PARTS:
         part = getattr(model, name, None)
@@ -40,6 +39,13 @@ def compile_model(model: nn.Module, backend: str = 'inductor', inference: bool =
     if not compiled:
         raise ValueError(f'--compile: {type(model).__name__} has none of {COMPILED_PARTS} to compile')
     return compiled
+
+
+def freeze_inference_graphs() -> None:
+    """Inductor's freezing, process-wide: graphs compiled without gradients take the weights as
+    constants (prepacked for oneDNN, each conv fused with the pointwise ops after it)."""
+    import torch._inductor.config
+    torch._inductor.config.freezing = True
 
 
 def add_compile_arg(parser) -> None:

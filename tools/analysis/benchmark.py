@@ -263,8 +263,8 @@ def _measure(args) -> dict:
             x1, xb = (t.contiguous(memory_format=torch.channels_last) for t in (x1, xb))
         if args.compile:
             if args.compile == 'inductor':  # as tools/test.py --compile: frozen weights in inference graphs
-                import torch._inductor.config
-                torch._inductor.config.freezing = True
+                from densedet.apis.compile import freeze_inference_graphs
+                freeze_inference_graphs()
             fn = torch.compile(fn, backend=args.compile)  # compiled in the warm-up calls (not timed)
         if args.precision != 'fp32':
             fn = _autocast(fn, args.precision, args.device)

@@ -4,16 +4,16 @@
   (``torch.ops.mkldnn._convolution_pointwise``, the kernel inductor's own CPU fusion emits): a
   separate GELU reads and writes the whole 4x widened expansion once more.
 * **Training**: oneDNN's bf16 depthwise-convolution backward is slower than its fp32
-  channels-last one (a 7x7 depthwise fwd + bwd on 2x192x128x128: 197 ms bf16 vs 115 ms fp32
-  channels-last); the depthwise conv runs in fp32 channels-last when autograd records it. Its
-  output is fp32, the LayerNorm after it then runs in fp32 and the next conv casts as usual.
+  channels-last one (40 % against 22 % of a bf16 RDNet-T training step); the depthwise conv runs
+  in fp32 channels-last when autograd records it. Its output is fp32, the LayerNorm after it then
+  runs in fp32 and the next conv casts as usual.
 
-Measured on RDNet-T in docs/benchmarks.md. Both are taken only in bf16 on CPU and never where
-tracing or export would see them (``torch.compile`` / ``torch.export`` / TorchScript / ONNX export:
-inductor chooses its own kernels; ONNX has no such op; letting the compiled training graph take
-the fp32 depthwise conv did not measure faster: 2.06 s vs 2.12 s per step, both slower than eager).
-fp32 runs PyTorch's plain ops, so the fp32 parity with timm is untouched. :func:`cpu_paths`
-switches them off, e.g. to compare.
+Measured on RDNet-T in docs/benchmarks.md (``benchmark.py --models densedet,densedet-plain``).
+Both are taken only in bf16 on CPU and never where tracing or export would see them
+(``torch.compile`` / ``torch.export`` / TorchScript / ONNX export: inductor chooses its own kernels,
+and a compiled training graph given the fp32 depthwise conv was no faster in a one-off check; ONNX
+has no such op). fp32 runs PyTorch's plain ops, so the fp32 parity with timm is untouched.
+:func:`cpu_paths` switches them off, e.g. to compare.
 """
 import contextlib
 
