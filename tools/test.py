@@ -26,6 +26,7 @@ import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
 from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
 from densedet.apis.config import enable_test_amp, prepare_config, setup_test_outputs  # noqa: E402
+from densedet.apis.precision import inference_autocast  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_pipeline)')
     parser.add_argument('--amp', action='store_true',
-                        help='low precision: bfloat16 autocast on CPU, float16 on GPU (TestLoop fp16=True)')
+                        help='low precision: bfloat16 autocast on CPU, float16 on GPU (detectors: backbone and neck; '
+                        'the heads decode boxes in float32)')
     add_compile_arg(parser)
     add_common_args(parser)
     return parse_common(parser, argv)
@@ -60,7 +62,9 @@ def main(argv=None):
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    detector_amp = args.amp and cfg.get('default_scope') == 'mmdet'  # backbone + neck (enable_test_amp)
+    with inference_autocast(runner.model, detector_amp):
+        metrics = runner.test()
     close_process_group()
     return metrics
 

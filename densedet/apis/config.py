@@ -107,9 +107,13 @@ def enable_amp(cfg: Config) -> None:
 
 
 def enable_test_amp(cfg: Config) -> None:
-    """``tools/test.py --amp``: mmengine's ``TestLoop(fp16=True)`` runs the test under its
-    ``autocast`` (bf16 on CPU, fp16 on CUDA, as :mod:`densedet.apis.precision`)."""
-    cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    """``tools/test.py --amp`` for segmentors: mmengine's ``TestLoop(fp16=True)`` runs the test step
+    under its ``autocast`` (bf16 on CPU, fp16 on CUDA, as :mod:`densedet.apis.precision`).
+    Detectors (``default_scope='mmdet'``) keep a float32 loop: their heads decode boxes, and
+    tools/test.py runs only backbone + neck in low precision (:func:`~densedet.apis.precision.
+    inference_autocast`; inside the loop's region, which would otherwise switch autocast off)."""
+    if cfg.get('default_scope') != 'mmdet':
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
 
 
 def is_volume_model(model_cfg: dict) -> bool:

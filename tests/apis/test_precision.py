@@ -30,6 +30,23 @@ def test_autocast_rule_and_test_loop_flag():
     cfg = Config(dict(test_cfg=dict(type='TestLoop')))
     enable_test_amp(cfg)
     assert cfg.test_cfg == dict(type='TestLoop', fp16=True)
+    detector = Config(dict(default_scope='mmdet', test_cfg=dict(type='TestLoop')))
+    enable_test_amp(detector)  # float32 loop: tools/test.py autocasts backbone + neck only
+    assert detector.test_cfg == dict(type='TestLoop')
+
+
+def test_detector_runs_backbone_and_neck_in_bf16_and_decodes_boxes_in_float32(repo_root, coco_demo):
+    """bf16 boxes would move in 2 px steps at x = 300 (and mmdet's CocoMetric cannot read them)."""
+    torch.manual_seed(0)
+    model = init_model(os.path.join(repo_root, 'configs/demo/mask-rcnn_rdnet_coco_demo.py'))
+    image = os.path.join(coco_demo, 'val2017', sorted(os.listdir(os.path.join(coco_demo, 'val2017')))[0])
+    backbone_dtypes, head_dtypes = _conv_dtypes(model.backbone), _conv_dtypes(model.roi_head)
+    full = inference(model, image).pred_instances
+    low = inference(model, image, amp=True).pred_instances
+    assert set(backbone_dtypes) == {torch.float32, torch.bfloat16}  # the float32 pass, then the bf16 one
+    assert set(head_dtypes) == {torch.float32}
+    assert low.bboxes.dtype == low.scores.dtype == torch.float32 and len(full.bboxes) > 0
+    assert 'extract_feat' not in vars(model)  # the detector is left as it was
 
 
 def test_image_inference_in_bf16_agrees_with_float32(repo_root, demo_data):

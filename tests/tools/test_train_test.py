@@ -124,6 +124,10 @@ def test_coco_train_then_test_writes_results_json_and_overlays(repo_root, coco_d
         assert all({'image_id', 'category_id', 'score'} <= set(r) for r in records)
         assert {r['category_id'] for r in records} <= {1, 3, 7}  # COCO ids, not contiguous labels
     assert len(glob.glob(str(work / '*' / 'overlays' / '*.png'))) == 4
+    # --amp: backbone + neck in bf16, boxes decoded in float32 (bf16 boxes crashed CocoMetric)
+    log = _run(['tools/test.py', COCO_DEMO_CFG, ckpt, '--work-dir', str(work), '--amp', '--cfg-options', *opts],
+               repo_root)
+    assert 'coco/bbox_mAP' in log and 'coco/segm_mAP' in log
 
 
 def _seg_loader_options(data_root, splits=('train', 'val', 'test')):
