@@ -53,8 +53,7 @@ def main(argv=None):
                          cfg_options=args.cfg_options, launcher=args.launcher, load_from=args.checkpoint)
     setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
                        wait_time=args.wait_time, tta=args.tta)
-    if args.amp:
-        enable_test_amp(cfg)
+    loop_amp = args.amp and enable_test_amp(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.compile:
         parts = compile_model(runner.model, backend=args.compile, inference=True)
@@ -62,8 +61,7 @@ def main(argv=None):
     if cfg.get('default_scope') == 'mmdet' and args.out and args.out.endswith(('.pkl', '.pickle')):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    detector_amp = args.amp and cfg.get('default_scope') == 'mmdet'  # backbone + neck (enable_test_amp)
-    with inference_autocast(runner.model, detector_amp):
+    with inference_autocast(runner.model, args.amp and not loop_amp):  # detectors: backbone + neck
         metrics = runner.test()
     close_process_group()
     return metrics

@@ -106,14 +106,17 @@ def enable_amp(cfg: Config) -> None:
         wrapper.pop('dtype', None)
 
 
-def enable_test_amp(cfg: Config) -> None:
+def enable_test_amp(cfg: Config) -> bool:
     """``tools/test.py --amp`` for segmentors: mmengine's ``TestLoop(fp16=True)`` runs the test step
-    under its ``autocast`` (bf16 on CPU, fp16 on CUDA, as :mod:`densedet.apis.precision`).
-    Detectors (``default_scope='mmdet'``) keep a float32 loop: their heads decode boxes, and
-    tools/test.py runs only backbone + neck in low precision (:func:`~densedet.apis.precision.
-    inference_autocast`; inside the loop's region, which would otherwise switch autocast off)."""
-    if cfg.get('default_scope') != 'mmdet':
-        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    under its ``autocast`` (bf16 on CPU, fp16 on CUDA, as :mod:`densedet.apis.precision`); returns
+    whether the loop now autocasts. Detectors (``default_scope='mmdet'``) keep a float32 loop
+    (``False``): their heads decode boxes, so the caller runs only backbone + neck in low precision
+    with :func:`~densedet.apis.precision.inference_autocast` (it autocasts inside the loop's region,
+    which would switch an outer autocast off)."""
+    if cfg.get('default_scope') == 'mmdet':
+        return False
+    cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    return True
 
 
 def is_volume_model(model_cfg: dict) -> bool:

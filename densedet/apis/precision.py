@@ -25,16 +25,16 @@ def inference_autocast(model_or_device, enabled: bool = True):
     if isinstance(model_or_device, torch.nn.Module):
         param = next(model_or_device.parameters(), None)
         device = param.device if param is not None else torch.device('cpu')
-        if _is_detector(model_or_device):
-            return _feature_autocast(model_or_device, device)
+        from mmengine.model import is_model_wrapper
+        model = model_or_device.module if is_model_wrapper(model_or_device) else model_or_device
+        if _is_detector(model):
+            return _feature_autocast(model, device)
     else:
         device = torch.device(model_or_device)
     return torch.autocast(device_type=device.type, dtype=autocast_dtype(device.type))
 
 
 def _is_detector(model: torch.nn.Module) -> bool:
-    from mmengine.model import is_model_wrapper
-    model = model.module if is_model_wrapper(model) else model
     try:
         from mmdet.models.detectors import BaseDetector
     except ImportError:
@@ -43,10 +43,8 @@ def _is_detector(model: torch.nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def _feature_autocast(model: torch.nn.Module, device: torch.device):
-    """Inside the block, ``model.extract_feat`` runs under autocast and returns float32 maps."""
-    from mmengine.model import is_model_wrapper
-    detector = model.module if is_model_wrapper(model) else model
+def _feature_autocast(detector: torch.nn.Module, device: torch.device):
+    """Inside the block, ``detector.extract_feat`` runs under autocast and returns float32 maps."""
     extract_feat = detector.extract_feat
 
     def low_precision_features(*args, **kwargs):

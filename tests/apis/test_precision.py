@@ -28,10 +28,10 @@ def test_autocast_rule_and_test_loop_flag():
     with inference_autocast('cpu', enabled=False):
         assert not torch.is_autocast_enabled('cpu')
     cfg = Config(dict(test_cfg=dict(type='TestLoop')))
-    enable_test_amp(cfg)
+    assert enable_test_amp(cfg) is True
     assert cfg.test_cfg == dict(type='TestLoop', fp16=True)
     detector = Config(dict(default_scope='mmdet', test_cfg=dict(type='TestLoop')))
-    enable_test_amp(detector)  # float32 loop: tools/test.py autocasts backbone + neck only
+    assert enable_test_amp(detector) is False  # float32 loop: tools/test.py autocasts backbone + neck only
     assert detector.test_cfg == dict(type='TestLoop')
 
 
