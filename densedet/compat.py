@@ -8,7 +8,10 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
   and ``load_from`` break; its http(s) loader (also behind ``torchvision://`` and
   ``open-mmlab://``) goes through ``torch.hub``, which unpickles with full pickle. Both are
   re-registered to load through :mod:`densedet.engine.checkpoint`: ``weights_only=True`` with
-  an allow-list of what checkpoints contain, no pickle code execution.
+  an allow-list of what checkpoints contain, no pickle code execution. Partial loading
+  (``load_from`` for fine-tuning, ``init_cfg=dict(type='Pretrained')``) reports what did not fit
+  in one line instead of mmengine's listing of every missing / unexpected key (26 KB for a
+  checkpoint of another model).
 * ``--launcher pytorch`` without CUDA: mmengine calls ``torch.cuda.set_device``,
   defaults to NCCL and gives DDP ``device_ids``. Without a CUDA device the process
   group uses gloo and DDP gets ``device_ids=None``; with CUDA nothing changes.
@@ -20,6 +23,8 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
   (bf16 autocast), which ``tools/train.py --amp`` selects by itself.
 """
 import os
+
+from densedet.errors import UnsupportedError
 
 _APPLIED = False
 
@@ -59,6 +64,9 @@ def _fix_checkpoint_loading():
         return checkpoint
 
     checkpoint_module.load_from_http = load_from_http  # torchvision:// and open-mmlab:// call it by name
+    if not getattr(checkpoint_module.load_state_dict, '_densedet_summary', False):
+        from densedet.engine.checkpoint import partial_load_state_dict
+        checkpoint_module.load_state_dict = partial_load_state_dict(checkpoint_module.load_state_dict)
 
 
 def _fix_atomic_checkpoint_save():
@@ -117,7 +125,7 @@ def _fix_amp_on_cpu():
 
     def __init__(self, *args, **kwargs):
         if not _has_accelerator():
-            raise RuntimeError(
+            raise UnsupportedError(
                 'AmpOptimWrapper (fp16 with a loss scaler) needs a CUDA/NPU/MLU/MUSA device and none is '
                 "available. On CPU use optim_wrapper=dict(type='CPUAmpOptimWrapper', ...) "
                 '(bfloat16 autocast, registered by densedet); tools/train.py --amp picks it automatically.')

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.engine.checkpoint import load_checkpoint_file  # noqa: E402
+from densedet.errors import BadCheckpointError  # noqa: E402
 
 META_KEYS = ('epoch', 'iter', 'seed', 'experiment_name', 'time', 'mmengine_version', 'dataset_meta')
 
@@ -45,6 +46,9 @@ def _write_hashed(write, stem, suffix):
     with open(tmp, 'rb') as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     final = f'{stem}-{digest[:8]}{suffix}'
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as torch.save's .pth; safetensors writes through a private (0600) temp file
     os.replace(tmp, final)
     return final
 
@@ -53,7 +57,7 @@ def publish(src, out_stem):
     checkpoint = load_checkpoint_file(src, map_location='cpu')
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f'{src}: no state dict of tensors (keys: {sorted(checkpoint)[:8]})')
+        raise BadCheckpointError(f'{src}: no state dict of tensors (keys: {sorted(checkpoint)[:8]})')
     meta = {k: plain(v) for k, v in checkpoint.get('meta', {}).items() if k in META_KEYS}
     os.makedirs(osp.dirname(osp.abspath(out_stem)), exist_ok=True)
     pth = _write_hashed(lambda p: torch.save({'state_dict': state_dict, 'meta': meta}, p), out_stem, '.pth')

@@ -17,7 +17,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -25,8 +24,9 @@ from mmengine.runner import Runner  # noqa: E402
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
 from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
-from densedet.apis.config import enable_test_amp, prepare_config, setup_test_outputs  # noqa: E402
+from densedet.apis.config import enable_test_amp, load_config, prepare_config, setup_test_outputs  # noqa: E402
 from densedet.apis.precision import inference_autocast  # noqa: E402
+from densedet.engine.checkpoint import load_strictly  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,12 +49,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
+    cfg = prepare_config(load_config(args.config), args.config, work_dir=args.work_dir,
                          cfg_options=args.cfg_options, launcher=args.launcher, load_from=args.checkpoint)
     setup_test_outputs(cfg, out=args.out, show=args.show, show_dir=args.show_dir,
                        wait_time=args.wait_time, tta=args.tta)
     loop_amp = args.amp and enable_test_amp(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    load_strictly(runner, args.config)  # a checkpoint of another model is an error, not random weights
     if args.compile:
         parts = compile_model(runner.model, backend=args.compile, inference=True)
         print_log(f'compiled ({args.compile}): {", ".join(parts)}', logger='current')

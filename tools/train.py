@@ -13,7 +13,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -21,7 +20,7 @@ from mmengine.runner import Runner  # noqa: E402
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
 from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
-from densedet.apis.config import enable_exact_resume, prepare_config  # noqa: E402
+from densedet.apis.config import enable_exact_resume, load_config, prepare_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,7 +38,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = prepare_config(Config.fromfile(args.config), args.config, work_dir=args.work_dir,
+    cfg = prepare_config(load_config(args.config), args.config, work_dir=args.work_dir,
                          cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume)
     enable_exact_resume(cfg)
     if args.amp:

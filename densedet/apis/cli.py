@@ -1,8 +1,12 @@
 """Command-line options shared by tools/train.py and tools/test.py (mmseg's / mmdet's flags)."""
 import argparse
 import os
+import re
+from typing import Optional
 
 from mmengine.config import DictAction
+
+from densedet.errors import DensedetError
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -19,41 +23,45 @@ def parse_common(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespa
     return args
 
 
-# Errors densedet raises on purpose for bad input (each names the file / key / argument at fault).
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError, NotImplementedError)
-_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), d) +
-                  os.sep for d in ('densedet', 'tools'))
+# mmengine's registry: "Foo is not in the mmseg::model registry. Please check ..." (possibly wrapped
+# by build_from_cfg as "class `EncoderDecoder` in mmseg/...: Foo is not in ...").
+_REGISTRY_MISS = re.compile(r'(\S+) is not in the (\S+) registry')
 
 
-def _raised_by_densedet(error: BaseException) -> bool:
-    """Whether ``error`` (or an exception it wraps, e.g. mmengine's registry re-raising a build
-    error) was raised in densedet's or the tools' own code."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        tb = error.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        if tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_OWN_CODE):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+def user_error_message(error: BaseException) -> Optional[str]:
+    """The one-line message of a user error, or None for an unexpected exception.
+
+    User errors: every :class:`~densedet.errors.DensedetError`; mmengine's registry ``KeyError`` for an
+    unknown ``type``; mmcv ops that need compiled mmcv (``MissingMMCVOpError``, raised by the module
+    that stands in for ``mmcv._ext``, which cannot import densedet). An error re-raised by PyTorch's
+    DataLoader from a worker process keeps only the worker's own last line."""
+    if isinstance(error, DensedetError) or type(error).__name__ == 'MissingMMCVOpError':
+        message = str(error)
+    elif isinstance(error, KeyError) and error.args and _REGISTRY_MISS.search(str(error.args[0])):
+        name, registry = _REGISTRY_MISS.search(str(error.args[0])).groups()
+        message = (f'unknown type {name}: it is not in the {registry} registry (a typo in the config, or the module '
+                   'that registers it is not imported: custom_imports)')
+    else:
+        return None
+    if 'Original Traceback' in message:  # raised in a DataLoader worker: "...\nModule.Error: MESSAGE"
+        message = message.rstrip().splitlines()[-1].split(': ', 1)[-1]
+    return ' '.join(message.split())  # one line, whatever the message held
 
 
 def run_tool(main, argv=None):
-    """Runs a tool's ``main``: densedet's own bad-input errors become one ``PROG: error: ...`` line
-    and exit status 1; ``--debug`` (or ``DENSEDET_DEBUG=1``) shows their traceback. Unexpected
-    exceptions keep theirs."""
+    """Runs a tool's ``main``: user errors (:func:`user_error_message`) become one
+    ``PROG: error: ...`` line on stderr and exit status 1; ``--debug`` (or ``DENSEDET_DEBUG=1``)
+    shows their traceback. Unexpected exceptions keep theirs."""
     import sys
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv or os.environ.get('DENSEDET_DEBUG', '') not in ('', '0')
     argv = [a for a in argv if a != '--debug']
     try:
         return main(argv)
-    except USER_ERRORS as error:
-        if debug or not _raised_by_densedet(error):
+    except Exception as error:
+        message = None if debug else user_error_message(error)
+        if message is None:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f'{os.path.basename(sys.argv[0])}: error: {message} (--debug for the traceback)', file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -12,6 +12,8 @@ from typing import List
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
 
+from densedet.errors import BadConfigError
+
 COMPILED_PARTS = ('backbone', 'neck', 'encoder2d', 'encoder3d')
 
 
@@ -37,7 +39,7 @@ def compile_model(model: nn.Module, backend: str = 'inductor', inference: bool =
             part.compile(backend=backend, **options)
             compiled.append(name)
     if not compiled:
-        raise ValueError(f'--compile: {type(model).__name__} has none of {COMPILED_PARTS} to compile')
+        raise BadConfigError(f'--compile: {type(model).__name__} has none of {COMPILED_PARTS} to compile')
     return compiled
 
 

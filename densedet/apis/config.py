@@ -5,6 +5,15 @@ from typing import Optional
 from mmengine.config import Config
 
 from densedet.compat import _has_accelerator
+from densedet.errors import ConfigKeyError, DataNotFoundError
+
+
+def load_config(path: str) -> Config:
+    """``Config.fromfile`` with one clear error for a path that is not a file (mmengine's is a
+    ``FileNotFoundError`` traceback)."""
+    if not osp.isfile(path):
+        raise DataNotFoundError(f'config file not found: {path}')
+    return Config.fromfile(path)
 
 
 def prepare_config(cfg: Config, config_path: str, work_dir: Optional[str] = None,
@@ -69,7 +78,7 @@ def resolve_load_from(cfg: Config) -> None:
     if not load_from or osp.basename(load_from) != 'last_checkpoint':
         return
     if not osp.isfile(load_from):
-        raise FileNotFoundError(f'load_from: {load_from} does not exist; train the previous stage first '
+        raise DataNotFoundError(f'load_from: {load_from} does not exist; train the previous stage first '
                                 '(or set load_from to a checkpoint with --cfg-options load_from=PATH)')
     with open(load_from) as f:
         cfg.load_from = f.read().strip()
@@ -86,10 +95,10 @@ def check_data_roots(cfg: Config) -> None:
         root = dataset.get('data_root')
         if root and not osp.isdir(root):
             if dataset.get('type') == 'PreprocessedVolumeDataset':
-                raise FileNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist: plan and '
+                raise DataNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist: plan and '
                                         'preprocess the task first (tools/data/plan_volumes.py CONFIG, then '
                                         'tools/data/preprocess_volumes.py CONFIG)')
-            raise FileNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist '
+            raise DataNotFoundError(f'{key}.dataset.data_root: directory {root!r} does not exist '
                                     '(prepare the dataset there or override it with --cfg-options)')
 
 
@@ -142,7 +151,7 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
     if show or show_dir:
         hooks = cfg.get('default_hooks', {})
         if 'visualization' not in hooks:
-            raise KeyError('default_hooks.visualization is missing: the config cannot draw predictions')
+            raise ConfigKeyError('default_hooks.visualization is missing: the config cannot draw predictions')
         vis = hooks['visualization']
         vis['draw'] = True
         if scope != 'mmdet':
@@ -166,15 +175,15 @@ def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = Fals
         # COCO results json: CocoMetric writes <out>.bbox.json / <out>.segm.json and still evaluates.
         coco = [e for e in evaluators if str(e.get('type', '')).endswith('CocoMetric')]
         if not coco:
-            raise KeyError(f'--out {out}: test_evaluator has no CocoMetric to write COCO results json with '
-                           '(give a .pkl path for mmdet\'s raw results instead)')
+            raise ConfigKeyError(f'--out {out}: test_evaluator has no CocoMetric to write COCO results json with '
+                                 '(give a .pkl path for mmdet\'s raw results instead)')
         for evaluator in coco:
             evaluator['outfile_prefix'] = out
     if tta and is_volume_model(cfg.model):
         enable_flip_tta(cfg.model)  # volumes: mirror TTA inside the sliding window
     elif tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise KeyError('--tta needs tta_model and tta_pipeline in the config')
+            raise ConfigKeyError('--tta needs tta_model and tta_pipeline in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

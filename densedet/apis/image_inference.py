@@ -10,17 +10,22 @@
 inference itself is mmseg's ``inference_model`` / mmdet's ``inference_detector`` and the overlays
 are drawn by their visualizers: nothing here re-implements a pipeline.
 """
+import functools
 import glob
 import json
 import os
 import os.path as osp
 import time
-from typing import List, Optional, Union
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from mmengine.config import Config
 
-from .config import is_volume_model
+from densedet.engine.checkpoint import load_model_checkpoint
+from densedet.errors import BadConfigError, BadInputError, DataNotFoundError
+
+from .config import is_volume_model, load_config
 from .precision import inference_autocast
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -37,28 +42,43 @@ def model_kind(cfg: Config) -> str:
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu'):
     """Builds any densedet config's model with ``checkpoint`` (``model.cfg``, ``model.dataset_meta``
     set; ``model.kind`` is 'seg', 'det' or 'volume')."""
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_config(config) if isinstance(config, str) else config
     kind = model_kind(cfg)
     if kind == 'volume':
         from .volume_inference import init_volume_model
         model = init_volume_model(cfg, checkpoint, device=device)
     elif kind == 'det':
-        from mmdet.apis import init_detector
-        model = init_detector(cfg, checkpoint, device=device)
+        import mmdet.apis.inference as framework
+        with strict_loading(framework, cfg):
+            model = framework.init_detector(cfg, checkpoint, device=device)
     else:
-        from mmseg.apis import init_model as init_segmentor
-        model = init_segmentor(cfg, checkpoint, device=device)
+        import mmseg.apis.inference as framework
+        with strict_loading(framework, cfg):
+            model = framework.init_model(cfg, checkpoint, device=device)
     model.kind = kind
     if getattr(model, 'dataset_meta', None) is None:  # mmseg sets it only from a checkpoint
         model.dataset_meta = {}
     return model
 
 
+@contextmanager
+def strict_loading(framework_module, cfg: Config):
+    """mmseg's ``init_model`` / mmdet's ``init_detector`` with the checkpoint loaded by
+    :func:`~densedet.engine.checkpoint.load_model_checkpoint` (they call mmengine's partial
+    ``load_checkpoint``: a checkpoint of another config would predict from random weights)."""
+    original = framework_module.load_checkpoint
+    framework_module.load_checkpoint = functools.partial(load_model_checkpoint, config=getattr(cfg, 'filename', None))
+    try:
+        yield
+    finally:
+        framework_module.load_checkpoint = original
+
+
 def inference(model, img: Union[str, np.ndarray], amp: bool = False):
     """One image (a path or a BGR array) through mmseg's / mmdet's inference function; ``amp``:
     under autocast (bf16 on CPU, fp16 on CUDA, :mod:`densedet.apis.precision`)."""
     if model.kind not in ('det', 'seg'):
-        raise ValueError('inference() takes 2D models; use densedet.apis.inference_volume for volumes')
+        raise BadConfigError('inference() takes 2D models; use densedet.apis.inference_volume for volumes')
     with inference_autocast(model, amp):
         if model.kind == 'det':
             from mmdet.apis import inference_detector
@@ -76,7 +96,7 @@ def collect_inputs(source: str) -> List[str]:
     else:
         files = sorted(p for p in glob.glob(source, recursive=True) if osp.isfile(p))
     if not files:
-        raise FileNotFoundError(f'no input found at {source!r} (an image, a video, a folder of images or a glob)')
+        raise DataNotFoundError(f'no input found at {source!r} (an image, a video, a folder of images or a glob)')
     return files
 
 
@@ -111,8 +131,42 @@ def _label_map_png(sample, palette, path: str):
     image.save(path)
 
 
-def _coco_results(sample, image_id: int, score_thr: float) -> List[dict]:
-    """COCO results-format entries (bbox xywh; segmentation RLE) for one image."""
+def _test_ann_file(cfg) -> Optional[str]:
+    """The annotation file of a config's test dataset (joined with its ``data_root``, as mmengine does)."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    while 'dataset' in dataset:  # RepeatDataset / ClassBalancedDataset wrappers
+        dataset = dataset['dataset']
+    ann_file = dataset.get('ann_file')
+    if not ann_file:
+        return None
+    return ann_file if osp.isabs(ann_file) else osp.join(dataset.get('data_root') or '', ann_file)
+
+
+def coco_ids(model) -> Tuple[Optional[List[int]], Dict[str, int]]:
+    """The dataset's COCO ids: the category id of each class and the image id of each file name.
+
+    Category ids come from the checkpoint (``dataset_meta['cat_ids']``, recorded by
+    :class:`~densedet.datasets.CheckedCocoDataset`), else from the config's test annotation file by
+    class name; image ids from that file when it is there. ``(None, {})`` when neither says."""
+    meta = model.dataset_meta or {}
+    cat_ids = meta.get('cat_ids')
+    cat_ids = [int(i) for i in cat_ids] if cat_ids is not None else None
+    ann_file = _test_ann_file(getattr(model, 'cfg', None) or {})
+    image_ids = {}
+    if ann_file and osp.isfile(ann_file):
+        with open(ann_file) as f:
+            data = json.load(f)
+        image_ids = {osp.basename(im['file_name']): int(im['id']) for im in data.get('images', [])}
+        by_name = {c['name']: int(c['id']) for c in data.get('categories', [])}
+        classes = meta.get('classes') or ()
+        if cat_ids is None and classes and all(c in by_name for c in classes):
+            cat_ids = [by_name[c] for c in classes]
+    return cat_ids, image_ids
+
+
+def _coco_results(sample, image_id: int, score_thr: float, cat_ids: Optional[List[int]] = None) -> List[dict]:
+    """COCO results-format entries (bbox xywh; segmentation RLE) for one image; ``category_id`` is
+    ``cat_ids[label]`` (the class index without ``cat_ids``)."""
     import pycocotools.mask as mask_util
     pred = sample.pred_instances
     keep = pred.scores >= score_thr
@@ -121,8 +175,9 @@ def _coco_results(sample, image_id: int, score_thr: float) -> List[dict]:
     out = []
     for i in range(len(scores)):
         x1, y1, x2, y2 = bboxes[i].tolist()
-        entry = dict(image_id=image_id, category_id=int(labels[i]), bbox=[x1, y1, x2 - x1, y2 - y1],
-                     score=float(scores[i]))
+        label = int(labels[i])
+        entry = dict(image_id=image_id, category_id=cat_ids[label] if cat_ids else label,
+                     bbox=[x1, y1, x2 - x1, y2 - y1], score=float(scores[i]))
         if masks is not None:
             rle = mask_util.encode(np.asfortranarray(masks[i].astype(np.uint8)))
             rle['counts'] = rle['counts'].decode()
@@ -139,7 +194,9 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
     * ``overlays/<name>.png`` (a video: ``overlays/<name>.mp4``), drawn by mmseg's / mmdet's visualizer;
     * segmentation: ``pred/<name>.png``, palette PNGs of class indices (a video: one per frame,
       ``pred/<name>/<frame>.png``); detection: ``results.json`` in COCO results format
-      (``category_id`` = class index; ``images.json`` maps ``image_id`` to the file / frame).
+      (the dataset's COCO ``category_id`` and ``image_id`` where :func:`coco_ids` knows them, else the
+      class index and a running number; ``images.json`` maps ``image_id`` to the file / frame).
+      ``summary['coco_ids']`` says which.
 
     A file that cannot be read is reported and skipped; the others are finished. ``amp``: see
     :func:`inference`. Returns a summary: counts, failures, images/s, output paths.
@@ -147,7 +204,7 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
     import cv2
     from mmengine.utils import ProgressBar, mkdir_or_exist
     if model.kind not in ('seg', 'det'):
-        raise ValueError('segment_inputs takes 2D models; use tools/infer_volume.py for volumes')
+        raise BadConfigError('segment_inputs takes 2D models; use tools/infer_volume.py for volumes')
     files = collect_inputs(source)
     overlay_dir, pred_dir = osp.join(out_dir, 'overlays'), osp.join(out_dir, 'pred')
     mkdir_or_exist(overlay_dir)
@@ -156,6 +213,8 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
     vis = _visualizer(model, opacity)
     palette = (model.dataset_meta or {}).get('palette')
     results, images, failed = [], [], []
+    cat_ids, image_ids = coco_ids(model) if model.kind == 'det' else (None, {})
+    next_id = [max(image_ids.values(), default=-1) + 1]
     done, start = 0, time.perf_counter()
 
     def predict_one(img_bgr, name, pred_path):
@@ -164,9 +223,12 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
         if model.kind == 'seg':
             _label_map_png(sample, palette, pred_path)
         else:
-            image_id = len(images)
+            image_id = image_ids.get(name)
+            if image_id is None:  # not in the dataset's annotation file: numbered after its ids
+                image_id = next_id[0]
+                next_id[0] += 1
             images.append(dict(id=image_id, file_name=name, height=img_bgr.shape[0], width=img_bgr.shape[1]))
-            results.extend(_coco_results(sample, image_id, score_thr))
+            results.extend(_coco_results(sample, image_id, score_thr, cat_ids))
         done += 1
         return _draw(vis, model, img_bgr, sample, score_thr)
 
@@ -180,7 +242,7 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
             else:
                 img = cv2.imread(path)
                 if img is None:
-                    raise ValueError('not a readable image')
+                    raise BadInputError('not a readable image')
                 overlay = predict_one(img, osp.basename(path), osp.join(pred_dir, f'{stem}.png'))
                 cv2.imwrite(osp.join(overlay_dir, f'{stem}.png'), overlay)
         except (ValueError, OSError, cv2.error) as error:
@@ -196,6 +258,7 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
             with open(osp.join(out_dir, name), 'w') as f:
                 json.dump(data, f)
         summary['results'] = osp.join(out_dir, 'results.json')
+        summary['coco_ids'] = 'dataset' if cat_ids else 'class index'
     else:
         summary['predictions'] = pred_dir
     return summary
@@ -208,7 +271,7 @@ def _video(path, stem, overlay_dir, pred_dir, predict_one, progress):
     from mmengine.utils import ProgressBar, mkdir_or_exist
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise ValueError('not a readable video')
+        raise BadInputError('not a readable video')
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     bar = ProgressBar(frames) if progress and frames else None
@@ -235,4 +298,4 @@ def _video(path, stem, overlay_dir, pred_dir, predict_one, progress):
         if writer is not None:
             writer.release()
     if index == 0:
-        raise ValueError('a video without readable frames')
+        raise BadInputError('a video without readable frames')

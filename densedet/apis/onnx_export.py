@@ -22,10 +22,14 @@ Detectors: the RoI heads (RoIAlign over a data-dependent number of proposals) an
 not exported; :func:`export_onnx` exports backbone + neck (the FPN feature maps) for them.
 """
 import copy
+import os
+import os.path as osp
 from typing import Sequence
 
 import torch
 import torch.nn as nn
+
+from densedet.errors import BadConfigError
 
 # Free-size graphs take multiples of it: every 2D family's output stride divides 32.
 SIZE_DIVISOR = 32
@@ -107,7 +111,7 @@ def exportable(model) -> nn.Module:
         return VolumeLogits(model).eval()
     if kind == 'det':
         return DetectorFeatures(model).eval()
-    raise ValueError('export_onnx takes a model from densedet.apis.init_model')
+    raise BadConfigError('export_onnx takes a model from densedet.apis.init_model')
 
 
 def example_input(model, shape: Sequence[int], batch: int = 1, seed=None) -> torch.Tensor:
@@ -159,17 +163,22 @@ def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic
     """Exports ``model`` to ``path`` for inputs of ``(N, C, *shape)`` (shape: H W, or D H W for
     volumes). ``dynamic_batch``: N is free (else 1). ``dynamic_size`` (2D models): H and W are free
     multiples of ``size_divisor`` (else ``shape``; ``shape`` must be such multiples). Returns the
-    exported wrapper (to compare with onnxruntime)."""
+    exported wrapper (to compare with onnxruntime). The file is self-contained (weights inline) up
+    to protobuf's 2 GB limit; larger models keep torch's ``PATH.data`` beside it."""
+    dims_needed = 3 if model.kind == 'volume' else 2
+    if len(shape) != dims_needed or any(int(s) <= 0 for s in shape):
+        raise BadConfigError(f'--shape {" ".join(map(str, shape))}: a {model.kind} model takes {dims_needed} positive '
+                             f'sizes ({"D H W" if dims_needed == 3 else "H W"})')
     wrapper = exportable(model)
     dims = {}
     if dynamic_batch:
         dims[0] = torch.export.Dim('batch', min=1, max=1024)
     if dynamic_size:
         if model.kind == 'volume':
-            raise ValueError('dynamic_size: volume models are exported as one sliding window of a fixed size')
+            raise BadConfigError('dynamic_size: volume models are exported as one sliding window of a fixed size')
         if any(s % size_divisor for s in shape):
-            raise ValueError(f'dynamic_size: the example shape {tuple(shape)} must be a multiple of '
-                             f'size_divisor={size_divisor}')
+            raise BadConfigError(f'dynamic_size: the example shape {tuple(shape)} must be a multiple of '
+                                 f'size_divisor={size_divisor}')
         # Sizes declared as multiples: the exporter can then prove that every stride divides them.
         for axis, name in ((2, 'height'), (3, 'width')):
             dims[axis] = size_divisor * torch.export.Dim(f'{name}_div{size_divisor}', min=1, max=8192 // size_divisor)
@@ -183,4 +192,17 @@ def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic
         # PPM) at sizes that are not multiples of the pooled sizes.
         torch.onnx.export(traced, (example,), path, input_names=['input'], output_names=outputs,
                           opset_version=opset, dynamo=True, dynamic_shapes=(dims, ) if dims else None)
+    _inline_weights(path)
     return wrapper
+
+
+def _inline_weights(path: str, limit: int = 2**31 - 2**27) -> None:
+    """Moves the weights that torch's exporter writes to ``PATH.data`` into the ``.onnx`` file: one
+    file to hand on (and re-saving the graph, as the metadata step does, would leave the ``.data``
+    file stale). Over protobuf's 2 GB limit they stay external."""
+    data = f'{path}.data'
+    if not osp.isfile(data) or osp.getsize(data) > limit:
+        return
+    import onnx
+    onnx.save(onnx.load(path), path)  # load reads the external weights, save writes them inline
+    os.remove(data)

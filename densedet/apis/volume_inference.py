@@ -8,17 +8,19 @@ prediction comes back on the file's own voxel grid and is written with its affin
 header. Label values are the dataset's own when the checkpoint records them
 (``dataset_meta['label_values']``), else the class indices.
 """
+import os.path as osp
 from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from densedet.engine.checkpoint import load_model_checkpoint
+from densedet.errors import BadConfigError
 from densedet.evaluation import write_prediction
 
-from .config import enable_flip_tta, is_volume_model
+from .config import enable_flip_tta, is_volume_model, load_config
 from .precision import inference_autocast
 
 
@@ -26,17 +28,17 @@ def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = No
                       tta: bool = False):
     """Builds the config's volume segmentor, loads ``checkpoint`` and keeps the config (``model.cfg``)."""
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_config(config) if isinstance(config, str) else config
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if not is_volume_model(cfg.model):
-        raise ValueError(f'{getattr(cfg, "filename", "config")}: model type {cfg.model.get("type")!r} is not a '
-                         'volume segmentor (VolumeEncoderDecoder, HDenseUNet, ...)')
+        raise BadConfigError(f'{getattr(cfg, "filename", "config")}: model type {cfg.model.get("type")!r} is not a '
+                             'volume segmentor (VolumeEncoderDecoder, HDenseUNet, ...)')
     if tta:
         enable_flip_tta(cfg.model)
     model = MODELS.build(cfg.model)
     model.dataset_meta = {}
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = load_model_checkpoint(model, checkpoint, config=getattr(cfg, 'filename', None))
         model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta', {}) or {}
     model.cfg = cfg
     return model.to(device).eval()
@@ -49,7 +51,8 @@ def inference_volume(model, path: Union[str, Sequence[str]], out_path: Optional[
     paths = [path] if isinstance(path, str) else list(path)
     meta = getattr(model, 'dataset_meta', {}) or {}
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
-    info = dict(case_id=None, img_paths=paths, seg_path=None, label_values=meta.get('label_values'),
+    case_id = osp.basename(paths[0]).split('.nii')[0]  # error messages name the case
+    info = dict(case_id=case_id, img_paths=paths, seg_path=None, label_values=meta.get('label_values'),
                 classes=meta.get('classes'), num_channels=len(meta['modalities']) if meta.get('modalities') else None)
     data = pseudo_collate([pipeline(info)])
     with torch.no_grad(), inference_autocast(model, amp):

@@ -28,6 +28,8 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
+from densedet.errors import BadDataError, DataNotFoundError
+
 
 def _first(ids: List, n: int = 5) -> str:
     shown = ', '.join(str(i) for i in ids[:n])
@@ -54,7 +56,7 @@ class CheckedCocoDataset(CocoDataset):
         p = self._problems
         if p['missing']:
             img_id, path = p['missing'][0]
-            raise FileNotFoundError(f'{self.ann_file}: {len(p["missing"])} image file(s) listed in the annotation file '
+            raise DataNotFoundError(f'{self.ann_file}: {len(p["missing"])} image file(s) listed in the annotation file '
                                     f'do not exist, first: image id {img_id} -> {path}')
         messages = {
             'degenerate': 'annotations with a zero-width, zero-height or zero-area box skipped',
@@ -66,6 +68,9 @@ class CheckedCocoDataset(CocoDataset):
             if p[key]:
                 warnings.warn(f'{self.ann_file}: {len(p[key])} {what} (annotation ids {_first(p[key])})')
         del self._problems
+        # The COCO category id of each class, in the metainfo the runner saves with each checkpoint:
+        # tools/infer.py writes them into results.json.
+        self._metainfo['cat_ids'] = [int(i) for i in self.cat_ids]
         return data_list
 
     def parse_data_info(self, raw_data_info: dict) -> Union[dict, List[dict]]:
@@ -78,9 +83,9 @@ class CheckedCocoDataset(CocoDataset):
         anns = []
         for ann in raw_data_info['raw_ann_info']:
             if ann['category_id'] not in self.coco.cats:
-                raise ValueError(f'{self.ann_file}: annotation id {ann["id"]} (image id {ann["image_id"]}) has '
-                                 f'category_id {ann["category_id"]}, which is not in the file\'s categories '
-                                 f'{sorted(self.coco.cats)}')
+                raise BadDataError(f'{self.ann_file}: annotation id {ann["id"]} (image id {ann["image_id"]}) has '
+                                   f'category_id {ann["category_id"]}, which is not in the file\'s categories '
+                                   f'{sorted(self.coco.cats)}')
             ann = self._check_geometry(dict(ann), width, height)
             if ann is not None:
                 anns.append(ann)

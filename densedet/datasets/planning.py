@@ -37,6 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from densedet.errors import BadConfigError, BadDataError, DataKeyError, DataNotFoundError
+
 ANISOTROPY_THRESHOLD = 3
 FOREGROUND_SAMPLES = 10000  # intensities kept per case and channel (nnU-Net keeps 10k too)
 PLANS_VERSION = 1
@@ -88,7 +90,7 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> List[float]:
 def normalization_scheme(modality: str, samples: np.ndarray) -> dict:
     if modality.strip().upper() == 'CT':
         if samples.size == 0:
-            raise ValueError('CT normalisation needs labelled foreground voxels; no case has any')
+            raise BadDataError('CT normalisation needs labelled foreground voxels; no case has any')
         low, high = np.percentile(samples, (0.5, 99.5))
         return dict(scheme='CT', clip=[float(low), float(high)], mean=float(samples.mean()),
                     std=float(samples.std()))
@@ -99,7 +101,7 @@ def make_plans(fingerprints: Sequence[dict], modalities: Sequence[str], divisor:
                bytes_per_voxel: Optional[float] = None, batch_size: int = 2, memory_gb: float = 8.0) -> dict:
     """Plans from case fingerprints (see the module docstring)."""
     if not fingerprints:
-        raise ValueError('no cases to plan from')
+        raise BadDataError('no cases to plan from')
     spacings = np.array([f['spacing'] for f in fingerprints], np.float64)
     shapes = np.array([f['nonzero_shape'] for f in fingerprints], np.float64)
     target = target_spacing(spacings, shapes)
@@ -165,7 +167,7 @@ def make_splits(case_ids: Sequence[str], folds: int = 5, seed: int = 12345) -> L
     """``folds`` train / val splits of the case ids (each case validates in exactly one fold)."""
     ids = sorted(case_ids)
     if len(ids) < folds:
-        raise ValueError(f'{folds}-fold splits need at least {folds} cases, got {len(ids)}')
+        raise BadDataError(f'{folds}-fold splits need at least {folds} cases, got {len(ids)}')
     order = np.random.RandomState(seed).permutation(len(ids))
     parts = np.array_split(order, folds)
     return [dict(train=sorted(ids[i] for p in parts[:k] + parts[k + 1:] for i in p),
@@ -197,26 +199,26 @@ def _load_json(path: str, mtime: float) -> dict:
 def load_plans(path: str) -> dict:
     """A plans file, with one clear error when it is missing or not plans."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'plans file {path} does not exist: run tools/data/plan_volumes.py CONFIG first')
+        raise DataNotFoundError(f'plans file {path} does not exist: run tools/data/plan_volumes.py CONFIG first')
     try:
         plans = _load_json(osp.abspath(path), osp.getmtime(path))
     except json.JSONDecodeError as e:
-        raise ValueError(f'{path} is not valid JSON: {e}') from e
+        raise BadDataError(f'{path} is not valid JSON: {e}') from e
     for key in ('target_spacing', 'normalization'):
         if key not in plans:
-            raise KeyError(f'{path}: key {key!r} is missing (not a densedet plans file?)')
+            raise DataKeyError(f'{path}: key {key!r} is missing (not a densedet plans file?)')
     return plans
 
 
 def load_split(path: str, fold: int, part: str) -> List[str]:
     """The case ids of ``part`` ('train' / 'val') of ``fold`` in a splits file."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'splits file {path} does not exist: tools/data/plan_volumes.py writes one')
+        raise DataNotFoundError(f'splits file {path} does not exist: tools/data/plan_volumes.py writes one')
     splits = _load_json(osp.abspath(path), osp.getmtime(path))
     if not 0 <= fold < len(splits):
-        raise ValueError(f'{path}: fold {fold} does not exist (folds 0..{len(splits) - 1})')
+        raise BadConfigError(f'{path}: fold {fold} does not exist (folds 0..{len(splits) - 1})')
     if part not in splits[fold]:
-        raise KeyError(f'{path}: fold {fold} has no {part!r} list')
+        raise DataKeyError(f'{path}: fold {fold} has no {part!r} list')
     return list(splits[fold][part])
 
 

@@ -35,6 +35,8 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import numpy as np
 from mmengine.registry import DATASETS
 
+from densedet.errors import BadConfigError, BadDataError, DataNotFoundError
+
 from .planning import atomic_write, load_plans, write_json
 from .volume import VolumeDataset
 
@@ -176,9 +178,9 @@ def parse_shard(shard: Optional[str]) -> tuple:
     try:
         index, count = (int(v) for v in shard.split('/'))
     except ValueError:
-        raise ValueError(f'--shard must be I/N (e.g. 0/4), got {shard!r}') from None
+        raise BadConfigError(f'--shard must be I/N (e.g. 0/4), got {shard!r}') from None
     if not (count >= 1 and 0 <= index < count):
-        raise ValueError(f'--shard {shard}: needs 0 <= I < N')
+        raise BadConfigError(f'--shard {shard}: needs 0 <= I < N')
     return index, count
 
 
@@ -228,7 +230,7 @@ class PreprocessedVolumeDataset(VolumeDataset):
 
     def _describe(self) -> dict:
         if not osp.isfile(self.ann_file):
-            raise FileNotFoundError(f'{self.ann_file} does not exist: run tools/data/preprocess_volumes.py CONFIG')
+            raise DataNotFoundError(f'{self.ann_file} does not exist: run tools/data/preprocess_volumes.py CONFIG')
         with open(self.ann_file) as f:
             desc = json.load(f)
         return dict(classes=tuple(desc['classes']), label_values=desc['label_values'],
@@ -236,7 +238,8 @@ class PreprocessedVolumeDataset(VolumeDataset):
 
     def _list_cases(self) -> List[dict]:
         if self.split != 'train':
-            raise ValueError('PreprocessedVolumeDataset holds labelled (training) cases only; test on the raw dataset')
+            raise BadConfigError('PreprocessedVolumeDataset holds labelled (training) cases only; '
+                                 'test on the raw dataset')
         items = []
         for path in sorted(glob.glob(osp.join(self.data_root, 'cases', '*.json'))):
             with open(path) as f:
@@ -245,8 +248,8 @@ class PreprocessedVolumeDataset(VolumeDataset):
             if self.check_sources:
                 for old in props['sources']:
                     if osp.isfile(old[0]) and source_stat([old[0]])[0] != old:
-                        raise ValueError(f'case {case!r}: {old[0]} changed after it was preprocessed into '
-                                         f'{self.data_root}; run tools/data/preprocess_volumes.py again')
+                        raise BadDataError(f'case {case!r}: {old[0]} changed after it was preprocessed into '
+                                           f'{self.data_root}; run tools/data/preprocess_volumes.py again')
             paths = case_paths(self.data_root, case)
             items.append(dict(case_id=case, img_paths=[paths['img']], seg_path=paths['seg'],
                               locations_path=paths['locations'], source=path, spacing=tuple(props['spacing']),

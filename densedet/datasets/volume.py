@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DATASETS
 
+from densedet.errors import BadConfigError, BadDataError, ConfigKeyError, DataKeyError, DataNotFoundError
 from densedet.fileio import NIFTI_SUFFIXES
 
 from .planning import load_split
@@ -51,10 +52,10 @@ class VolumeDataset(BaseDataset):
                  splits_file: Optional[str] = None, fold: Optional[int] = None, fold_part: str = 'train', **kwargs):
         kwargs.setdefault('ann_file', self.default_ann_file)
         if split not in ('train', 'test'):
-            raise ValueError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
+            raise BadConfigError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
         if splits_file is not None:
             if cases is not None or fold is None:
-                raise ValueError(f'{type(self).__name__}: splits_file needs fold (and no cases)')
+                raise BadConfigError(f'{type(self).__name__}: splits_file needs fold (and no cases)')
             cases = load_split(splits_file, fold, fold_part)
         self.split = split
         self.cases = list(cases) if cases is not None else None
@@ -70,7 +71,7 @@ class VolumeDataset(BaseDataset):
 
     def load_data_list(self) -> List[dict]:
         if not osp.isdir(self.data_root):
-            raise FileNotFoundError(f'{type(self).__name__}: data_root {self.data_root!r} does not exist')
+            raise DataNotFoundError(f'{type(self).__name__}: data_root {self.data_root!r} does not exist')
         info = self._describe()
         self._metainfo.update(info)
         data_list = self._list_cases()
@@ -78,8 +79,8 @@ class VolumeDataset(BaseDataset):
             by_id = {d['case_id']: d for d in data_list}
             unknown = [c for c in self.cases if c not in by_id]
             if unknown:
-                raise KeyError(f'{type(self).__name__}: cases {unknown} are not in {self.data_root} '
-                               f'(known: {sorted(by_id)[:10]}...)')
+                raise ConfigKeyError(f'{type(self).__name__}: cases {unknown} are not in {self.data_root} '
+                                     f'(known: {sorted(by_id)[:10]}...)')
             data_list = [by_id[c] for c in self.cases]
         for item in data_list:
             item['label_values'] = list(info['label_values'])
@@ -87,25 +88,25 @@ class VolumeDataset(BaseDataset):
             item['classes'] = tuple(info['classes'])
             for path in item['img_paths'] + ([item['seg_path']] if item.get('seg_path') else []):
                 if not osp.isfile(path):
-                    raise FileNotFoundError(f'{type(self).__name__}: case {item["case_id"]!r} ({item["source"]}) '
+                    raise DataNotFoundError(f'{type(self).__name__}: case {item["case_id"]!r} ({item["source"]}) '
                                             f'names {path}, which does not exist')
         if not data_list:
-            raise ValueError(f'{type(self).__name__}: no {self.split} cases found under {self.data_root}')
+            raise BadDataError(f'{type(self).__name__}: no {self.split} cases found under {self.data_root}')
         return data_list
 
 
 def _read_json(path: str, required: Sequence[str], kind: str) -> dict:
     """A task's ``dataset.json``, with one clear error for a missing file, bad JSON or key."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'dataset description not found: {path}')
+        raise DataNotFoundError(f'dataset description not found: {path}')
     try:
         with open(path) as f:
             desc = json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f'{path} is not valid JSON: {e}') from e
+        raise BadDataError(f'{path} is not valid JSON: {e}') from e
     for key in required:
         if key not in desc:
-            raise KeyError(f'{path}: key {key!r} is missing (not an {kind} dataset.json?)')
+            raise DataKeyError(f'{path}: key {key!r} is missing (not an {kind} dataset.json?)')
     return desc
 
 
@@ -137,7 +138,7 @@ class MSDDataset(VolumeDataset):
             items = []
             for i, entry in enumerate(desc['training']):
                 if not isinstance(entry, dict) or 'image' not in entry or 'label' not in entry:
-                    raise KeyError(f'{self.ann_file}: training[{i}] needs "image" and "label", got {entry!r}')
+                    raise DataKeyError(f'{self.ann_file}: training[{i}] needs "image" and "label", got {entry!r}')
                 image = self._resolve(entry['image'])
                 items.append(dict(case_id=_strip_nifti(osp.basename(image)), img_paths=[image],
                                   seg_path=self._resolve(entry['label']), source=f'{self.ann_file} training[{i}]'))
@@ -169,7 +170,7 @@ class NnUNetDataset(VolumeDataset):
         desc = self._desc = _read_json(self.ann_file, ('labels', 'channel_names'), 'nnU-Net v2')
         bad = {k: v for k, v in desc['labels'].items() if not isinstance(v, int)}
         if bad:
-            raise ValueError(f'{self.ann_file}: labels {bad} are regions (lists); only integer labels are supported')
+            raise BadDataError(f'{self.ann_file}: labels {bad} are regions (lists); only integer labels are supported')
         labels = sorted((v, k) for k, v in desc['labels'].items())
         channels = [v for _, v in sorted((int(k), v) for k, v in desc['channel_names'].items())]
         return dict(classes=tuple(n for _, n in labels), label_values=[v for v, _ in labels],

@@ -11,23 +11,34 @@ mmdet / densedet checkpoints legitimately contain:
   registered statistics methods (``min``, ``max``, ``current``, ``mean``: the buffer pickles them
   that way); any other ``getattr`` is refused;
 * numpy arrays, scalars and dtypes (numpy 2 names and numpy 1's ``numpy.core`` ones);
-* ``torch.torch_version.TorchVersion`` (a ``str``).
+* ``torch.torch_version.TorchVersion`` (a ``str``);
+* ``bytes``: pickle protocol 2 writes an empty ``bytes`` object (an empty numpy array's data, e.g.
+  an empty ``HistoryBuffer`` saved at a run's first iteration) as a call of ``builtins.bytes``.
 
 Anything else stops the load with :class:`UnsafeCheckpointError`, which names the file and the
 refused global. For a checkpoint you trust, set ``DENSEDET_TRUST_CHECKPOINTS=1`` to load it with
 full pickle (the pre-torch-2.6 behaviour).
+
+``.safetensors`` files (``tools/publish_model.py``) load through the same entry point, their
+``meta`` read back from the file's metadata. :func:`load_model_checkpoint` loads a checkpoint into a
+model for evaluation or inference and refuses one that does not fit it exactly;
+:func:`summarize_mismatch` is the one-line report used there and for partial loading (``load_from``,
+``init_cfg``).
 """
+import json
 import os
 import pickle
 import re
+from typing import List, Optional, Tuple
 
 import torch
 
+from densedet.errors import BadCheckpointError, DataNotFoundError, UnsafeCheckpointError
+
+__all__ = ['TRUST_ENV', 'UnsafeCheckpointError', 'checkpoint_safe_globals', 'load_checkpoint_file',
+           'load_model_checkpoint', 'safe_load', 'state_dict_mismatch', 'summarize_mismatch', 'trusted']
+
 TRUST_ENV = 'DENSEDET_TRUST_CHECKPOINTS'
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint whose pickle needs more than densedet's allow-list."""
 
 
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # registered by its __init__
@@ -46,7 +57,7 @@ def checkpoint_safe_globals():
     from mmengine.logging import HistoryBuffer
     from torch.torch_version import TorchVersion
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    globals_ = [HistoryBuffer, TorchVersion, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+    globals_ = [HistoryBuffer, TorchVersion, bytes, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
                 (_history_buffer_getattr, 'builtins.getattr'),
                 # numpy 1.x wrote these names; numpy 2 still resolves them.
                 (multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
@@ -68,6 +79,8 @@ def safe_load(load, source, **kwargs):
     with torch.serialization.safe_globals(checkpoint_safe_globals()):
         try:
             return load(source, weights_only=True, **kwargs)
+        except UnsafeCheckpointError:
+            raise
         except pickle.UnpicklingError as error:
             found = re.search(r'GLOBAL ([\w.]+)', str(error))
             what = f'`{found.group(1)}`' if found else 'an object'
@@ -81,8 +94,138 @@ def safe_load(load, source, **kwargs):
 
 
 def load_checkpoint_file(filename, map_location=None):
-    """``torch.load`` of a local checkpoint through :func:`safe_load`."""
+    """A local checkpoint: ``torch.load`` through :func:`safe_load`, or a ``.safetensors`` file as
+    ``{'state_dict': tensors, 'meta': the JSON meta tools/publish_model.py stores}``."""
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
+        raise DataNotFoundError(f'{filename} can not be found.')
+    if filename.endswith('.safetensors'):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        device = map_location if isinstance(map_location, str) else 'cpu'
+        with safe_open(filename, framework='pt') as f:
+            metadata = f.metadata() or {}
+        return dict(state_dict=load_file(filename, device=device), meta=json.loads(metadata.get('meta', '{}')))
     return safe_load(torch.load, filename, map_location=map_location)
+
+
+def unwrap_model(model):
+    """The model whose keys a checkpoint holds: inside DDP-style wrappers and test-time augmentation."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def state_dict_mismatch(model, state_dict) -> Tuple[List[str], List[str], List[Tuple[str, tuple, tuple]]]:
+    """``(missing, unexpected, mismatched)`` keys of ``state_dict`` against ``model``; mismatched are
+    ``(key, checkpoint shape, model shape)``. BatchNorm's ``num_batches_tracked`` may be missing (torch
+    and mmengine fill it in)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items()
+                  if k in own and hasattr(v, 'shape') and tuple(v.shape) != tuple(own[k].shape)]
+    return missing, unexpected, mismatched
+
+
+def _first(names, n=3) -> str:
+    return ', '.join(names[:n]) + (', ...' if len(names) > n else '')
+
+
+def summarize_mismatch(missing, unexpected, mismatched) -> str:
+    """'3 missing (a, b, c), 1 unexpected (d), 1 of another shape (e: (2, 3) in the checkpoint, (4, 3)
+    in the model)'; empty when the checkpoint fits."""
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} missing ({_first(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected ({_first(unexpected)})')
+    if mismatched:
+        key, got, want = mismatched[0]
+        more = f' and {len(mismatched) - 1} more' if len(mismatched) > 1 else ''
+        parts.append(f'{len(mismatched)} of another shape ({key}: {got} in the checkpoint, {want} in the model{more})')
+    return ', '.join(parts)
+
+
+_TIMESTAMP = r'_\d{8}_\d{6}$'  # mmengine's experiment_name suffix
+
+
+def _trained_with(checkpoint: dict) -> str:
+    """' (trained with config NAME)' from mmengine's ``meta['experiment_name']`` (``NAME_<timestamp>``)."""
+    name = (checkpoint.get('meta') or {}).get('experiment_name') if isinstance(checkpoint, dict) else None
+    if not name:
+        return ''
+    return f'; it was trained with config {re.sub(_TIMESTAMP, "", str(name))!r}'
+
+
+def load_model_checkpoint(model, filename: str, map_location='cpu', config: Optional[str] = None,
+                          checkpoint: Optional[dict] = None, **_) -> dict:
+    """Loads ``filename`` (or the already read ``checkpoint``) into ``model`` for evaluation or
+    inference and returns the checkpoint. Every parameter and buffer must be there with its shape and
+    nothing else may be: otherwise one :class:`~densedet.errors.BadCheckpointError` names the file,
+    the counts and first keys, ``config`` and the config the checkpoint was trained with. Keys that a
+    model lists in ``obsolete_checkpoint_keys`` (parts removed from it since older checkpoints were
+    written) are dropped by name. Accepts mmengine's ``load_checkpoint`` arguments, so it can stand in
+    for it."""
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import _load_checkpoint
+    if checkpoint is None:
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise BadCheckpointError(f'{filename}: holds no state dict (a {type(checkpoint).__name__})')
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    target = unwrap_model(model)
+    obsolete = [k for k in getattr(target, 'obsolete_checkpoint_keys', ()) if k in state_dict]
+    for key in obsolete:
+        del state_dict[key]
+    if obsolete:
+        print_log(f'{filename}: dropped {", ".join(obsolete)} ({type(target).__name__} no longer has them)',
+                  logger='current')
+    report = summarize_mismatch(*state_dict_mismatch(target, state_dict))
+    if report:
+        against = f' of {config}' if config else ''
+        raise BadCheckpointError(f'{filename} does not fit the model{against}: {report}{_trained_with(checkpoint)}')
+    target.load_state_dict(state_dict, strict=False)  # num_batches_tracked may be absent
+    return checkpoint
+
+
+def partial_load_state_dict(original):
+    """mmengine's ``load_state_dict`` for partial loading (``load_from``, ``init_cfg``, ``--resume``)
+    with a one-line summary of what did not fit instead of its listing of every key."""
+    import functools
+    import logging
+
+    from mmengine.logging import print_log
+
+    @functools.wraps(original)
+    def load_state_dict(module, state_dict, strict=False, logger=None):
+        report = summarize_mismatch(*state_dict_mismatch(module, state_dict))
+        if strict and report:
+            raise BadCheckpointError(f'the checkpoint does not fit {type(module).__name__}: {report}')
+        original(module, state_dict, strict=False, logger='silent')
+        if report:
+            print_log(f'loaded the checkpoint partially into {type(module).__name__}: {report}',
+                      logger=logger or 'current', level=logging.WARNING)
+
+    load_state_dict._densedet_summary = True
+    return load_state_dict
+
+
+def load_strictly(runner, config: Optional[str] = None) -> None:
+    """Makes ``runner`` load its ``load_from`` with :func:`load_model_checkpoint` (tools/test.py):
+    mmengine's ``Runner.load_checkpoint`` loads partially, so a checkpoint of another model would be
+    evaluated with random weights. Hooks still see the checkpoint first (``after_load_checkpoint``,
+    e.g. EMAHook swapping in its averaged weights), as in mmengine."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    def load_checkpoint(filename, map_location='cpu', strict=True, revise_keys=None):
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        load_model_checkpoint(runner.model, filename, config=config, checkpoint=checkpoint)
+        runner._has_loaded = True  # what Runner.load_checkpoint records
+        runner.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    runner.load_checkpoint = load_checkpoint

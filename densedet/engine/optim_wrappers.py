@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
 
+from densedet.errors import BadConfigError
 from densedet.registry import OPTIM_WRAPPERS
 
 
@@ -19,7 +20,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
     def __init__(self, dtype: str = 'bfloat16', **kwargs):
         super().__init__(**kwargs)
         if dtype not in ('bfloat16', torch.bfloat16):
-            raise ValueError(f'CPUAmpOptimWrapper supports only bfloat16 autocast, got dtype={dtype!r}')
+            raise BadConfigError(f'CPUAmpOptimWrapper supports only bfloat16 autocast, got dtype={dtype!r}')
         self.cast_dtype = torch.bfloat16
 
     @contextmanager

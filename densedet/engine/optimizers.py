@@ -6,6 +6,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 
+from densedet.errors import BadConfigError
 from densedet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 
@@ -34,7 +35,8 @@ class DenseLayerDecayConstructor(DefaultOptimWrapperConstructor):
         decay_rate = self.paramwise_cfg.get('decay_rate', 1.0)
         decay_type = self.paramwise_cfg.get('decay_type', 'stage_wise')
         if decay_type != 'stage_wise':
-            raise ValueError(f"DenseLayerDecayConstructor supports decay_type='stage_wise' only, got {decay_type!r}")
+            raise BadConfigError("DenseLayerDecayConstructor supports decay_type='stage_wise' only, "
+                                 f'got {decay_type!r}')
         backbone = getattr(module, 'backbone', None)
         if backbone is None or not hasattr(backbone, 'layer_group_id'):
             raise TypeError(f'DenseLayerDecayConstructor needs model.backbone with layer_group_id(); '

@@ -14,6 +14,8 @@ from typing import Dict, List, Sequence, Union
 import numpy as np
 import torch
 
+from densedet.errors import DataNotFoundError
+
 
 def keep_largest_component(label: Union[np.ndarray, torch.Tensor], classes: Sequence[int]):
     """``label`` (class indices) with every class in ``classes`` reduced to its largest connected
@@ -37,7 +39,7 @@ def largest_component_classes(setting: Union[None, str, Sequence[int]]) -> List[
         return []
     if isinstance(setting, str):
         if not osp.isfile(setting):
-            raise FileNotFoundError(f'test_cfg.largest_component: {setting} does not exist '
+            raise DataNotFoundError(f'test_cfg.largest_component: {setting} does not exist '
                                     '(tools/analysis/decide_postprocessing.py writes it)')
         with open(setting) as f:
             return [int(c) for c in json.load(f)['largest_component']]

@@ -22,6 +22,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.registry import METRICS
 
+from densedet.errors import BadDataError, DataKeyError
 from densedet.fileio import read_nifti, write_nifti
 from densedet.structures import IGNORE_INDEX
 
@@ -91,12 +92,12 @@ class VolumeMetric(BaseMetric):
         for sample in data_samples:
             label = original_label(sample)
             if label is None:
-                raise KeyError(f'VolumeMetric: case {sample.get("case_id")!r} has no label (gt_seg / seg_path); '
-                               'evaluate on labelled cases or drop the metric')
+                raise DataKeyError(f'VolumeMetric: case {sample.get("case_id")!r} has no label (gt_seg / seg_path); '
+                                   'evaluate on labelled cases or drop the metric')
             pred = sample['pred_seg'].cpu().numpy()
             if pred.shape != label.shape:
-                raise ValueError(f'VolumeMetric: case {sample.get("case_id")!r}: prediction {pred.shape} and label '
-                                 f'{label.shape} differ in shape')
+                raise BadDataError(f'VolumeMetric: case {sample.get("case_id")!r}: prediction {pred.shape} and label '
+                                   f'{label.shape} differ in shape')
             names = sample.get('classes') or [str(c) for c in range(int(max(pred.max(), label.max())) + 1)]
             classes = self.classes or list(range(1, len(names)))
             spacing = sample.get('ori_spacing') or (1.0, 1.0, 1.0)

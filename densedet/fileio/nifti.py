@@ -16,6 +16,8 @@ from typing import Optional, Tuple
 import nibabel as nib
 import numpy as np
 
+from densedet.errors import BadDataError, DataNotFoundError
+
 NIFTI_SUFFIXES = ('.nii.gz', '.nii')
 
 
@@ -61,14 +63,14 @@ def read_nifti(path: str, dtype=np.float32, channels: Optional[bool] = False, wh
     corrupt / truncated one or one with the wrong number of dimensions.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} file not found: {path}')
+        raise DataNotFoundError(f'{what} file not found: {path}')
     if not path.endswith(NIFTI_SUFFIXES):
-        raise ValueError(f'{what} file {path} is not NIfTI (expected .nii or .nii.gz)')
+        raise BadDataError(f'{what} file {path} is not NIfTI (expected .nii or .nii.gz)')
     try:
         img = nib.load(path)
         data = np.asanyarray(img.dataobj) if dtype is None else np.asarray(img.dataobj, dtype=dtype)
     except (nib.filebasedimages.ImageFileError, EOFError, OSError, zlib.error, ValueError) as e:
-        raise ValueError(f'{what} file {path} cannot be read as NIfTI (corrupt or truncated?): {e}') from e
+        raise BadDataError(f'{what} file {path} cannot be read as NIfTI (corrupt or truncated?): {e}') from e
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 3:
@@ -79,7 +81,7 @@ def read_nifti(path: str, dtype=np.float32, channels: Optional[bool] = False, wh
         data = to_dhw(data)
     else:
         expected = '3D or 4D (channels last)' if channels else '3D'
-        raise ValueError(f'{what} file {path} has shape {data.shape} ({data.ndim}D); expected {expected}')
+        raise BadDataError(f'{what} file {path} has shape {data.shape} ({data.ndim}D); expected {expected}')
     return NiftiVolume(data, img.affine.copy(), img.header.copy(), path)
 
 

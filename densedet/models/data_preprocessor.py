@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
+from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MODELS
 from densedet.structures import IGNORE_INDEX
 
@@ -14,7 +15,7 @@ def _per_axis(value, name):
         return (1, 1, 1)
     value = (value, ) * 3 if isinstance(value, int) else tuple(value)
     if len(value) != 3:
-        raise ValueError(f'VolumeDataPreProcessor: {name} needs one value per axis (D, H, W), got {value}')
+        raise BadConfigError(f'VolumeDataPreProcessor: {name} needs one value per axis (D, H, W), got {value}')
     return value
 
 
@@ -43,7 +44,7 @@ class VolumeDataPreProcessor(BaseDataPreprocessor):
             inputs = list(inputs)
         shapes = [tuple(x.shape[1:]) for x in inputs]
         if any(len(s) != 3 for s in shapes):
-            raise ValueError(f'VolumeDataPreProcessor: expected (C, D, H, W) volumes, got shapes {shapes}')
+            raise BadDataError(f'VolumeDataPreProcessor: expected (C, D, H, W) volumes, got shapes {shapes}')
         target = [-(-max(s[i] for s in shapes) // d) * d for i, d in enumerate(self.size_divisor)]
         batch = []
         for i, x in enumerate(inputs):

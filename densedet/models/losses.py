@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from densedet.errors import BadConfigError
 from densedet.registry import MODELS
 from densedet.structures import IGNORE_INDEX
 
@@ -22,7 +23,7 @@ def deep_supervision_losses(outputs: Sequence[torch.Tensor], weights: Sequence[f
     entries under ``head{j}.``, the ``loss*`` ones scaled by output ``j``'s weight (accuracies
     are logged as they are)."""
     if len(outputs) != len(weights):
-        raise ValueError(f'deep supervision: {len(outputs)} outputs but {len(weights)} loss weights')
+        raise BadConfigError(f'deep supervision: {len(outputs)} outputs but {len(weights)} loss weights')
     losses = {}
     for j, (logits, weight) in enumerate(zip(outputs, weights), start=1):
         for key, value in loss_fn(logits).items():

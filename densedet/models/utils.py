@@ -7,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MMLogger, print_log
 
+from densedet.errors import BadCheckpointError, BadConfigError, BadDataError, DataNotFoundError
+
 
 def validate_out_indices(out_indices: Sequence[int], num_levels: int, owner: str) -> Tuple[int, ...]:
     """Checks ``out_indices`` against the number of output levels; returns them as a tuple."""
@@ -14,19 +16,19 @@ def validate_out_indices(out_indices: Sequence[int], num_levels: int, owner: str
         out_indices = (out_indices, )
     out_indices = tuple(int(i) for i in out_indices)
     if not out_indices:
-        raise ValueError(f'{owner}: out_indices is empty')
+        raise BadConfigError(f'{owner}: out_indices is empty')
     bad = [i for i in out_indices if not 0 <= i < num_levels]
     if bad:
-        raise ValueError(f'{owner}: out_indices {bad} out of range; valid levels are 0..{num_levels - 1}')
+        raise BadConfigError(f'{owner}: out_indices {bad} out of range; valid levels are 0..{num_levels - 1}')
     if list(out_indices) != sorted(set(out_indices)):
-        raise ValueError(f'{owner}: out_indices must be increasing and unique, got {out_indices}')
+        raise BadConfigError(f'{owner}: out_indices must be increasing and unique, got {out_indices}')
     return out_indices
 
 
 def validate_frozen_stages(frozen_stages: int, num_levels: int, owner: str) -> int:
     if not -1 <= frozen_stages <= num_levels:
-        raise ValueError(f'{owner}: frozen_stages must be in -1..{num_levels} '
-                         f'(-1: none, 0: stem, k: stem and levels < k), got {frozen_stages}')
+        raise BadConfigError(f'{owner}: frozen_stages must be in -1..{num_levels} '
+                             f'(-1: none, 0: stem, k: stem and levels < k), got {frozen_stages}')
     return frozen_stages
 
 
@@ -34,7 +36,7 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     """Reads a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file (or any URI mmengine knows)
     and returns the bare state dict (unwrapping ``state_dict`` / ``model`` / ``module``)."""
     if '://' not in path and not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
+        raise DataNotFoundError(f'checkpoint file not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         ckpt = load_file(path, device='cpu')
@@ -74,7 +76,7 @@ def load_pretrained_weights(module: nn.Module,
         prefix = prefix if prefix.endswith('.') else prefix + '.'
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
-            raise ValueError(f'checkpoint {path} has no keys under prefix {prefix!r}')
+            raise BadCheckpointError(f'checkpoint {path} has no keys under prefix {prefix!r}')
     if filter_fn is not None:
         state = filter_fn(state)
     own = module.state_dict()
@@ -82,12 +84,12 @@ def load_pretrained_weights(module: nn.Module,
     arch = getattr(module, 'arch_name', None)
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
-            raise ValueError(f'checkpoint {path} does not fit {owner}{f" (arch {arch!r})" if arch else ""}: '
-                             f'{key} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}. '
-                             'Is it a checkpoint of another arch?')
+            raise BadCheckpointError(f'checkpoint {path} does not fit {owner}{f" (arch {arch!r})" if arch else ""}: '
+                                     f'{key} has shape {tuple(value.shape)}, the model expects '
+                                     f'{tuple(own[key].shape)}. Is it a checkpoint of another arch?')
     if not set(state) & set(own):
-        raise ValueError(f'checkpoint {path} has no key in common with {owner}; '
-                         f'first keys: {sorted(state)[:5]}')
+        raise BadCheckpointError(f'checkpoint {path} has no key in common with {owner}; '
+                                 f'first keys: {sorted(state)[:5]}')
     missing, unexpected = module.load_state_dict(state, strict=False)
     logger = logger or MMLogger.get_current_instance()
     print_log(f'{owner}: loaded {len(state) - len(unexpected)} tensors from {path}', logger=logger)
@@ -125,15 +127,15 @@ def maybe_checkpoint(enabled: bool, fn, *args):
 def check_poolable(owner: str, spatial_size: Sequence[int], times: int) -> None:
     """One clear error when an input cannot be halved ``times`` times (smaller than ``2**times``)."""
     if min(spatial_size) < 2**times:
-        raise ValueError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in some '
-                         f'dimension; it cannot be pooled {times} times')
+        raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in some '
+                           f'dimension; it cannot be pooled {times} times')
 
 
 def check_in_channels(owner: str, feats: Sequence[torch.Tensor], expected: Sequence[int]) -> None:
     """One clear error when the features a head receives do not have the configured channels."""
     got = [f.shape[1] for f in feats]
     if got != list(expected):
-        raise ValueError(f'{owner}: inputs have {got} channels but in_channels is {list(expected)}')
+        raise BadDataError(f'{owner}: inputs have {got} channels but in_channels is {list(expected)}')
 
 
 def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -3,6 +3,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 
+from densedet.errors import BadDataError, ConfigKeyError
+
 
 @TRANSFORMS.register_module()
 class CheckSegSample(BaseTransform):
@@ -37,11 +39,11 @@ class CheckSegSample(BaseTransform):
         if seg is None and label_path is None:  # inference on images: nothing to check
             return results
         if seg is None:
-            raise KeyError(f'CheckSegSample: no gt_seg_map for {label_path}; put it after LoadAnnotations')
+            raise ConfigKeyError(f'CheckSegSample: no gt_seg_map for {label_path}; put it after LoadAnnotations')
         img = results.get('img')
         if self.check_size and img is not None and img.shape[:2] != seg.shape[:2]:
-            raise ValueError(f'label {label_path} is {seg.shape[1]}x{seg.shape[0]} (WxH) but image '
-                             f'{results.get("img_path")} is {img.shape[1]}x{img.shape[0]}')
+            raise BadDataError(f'label {label_path} is {seg.shape[1]}x{seg.shape[0]} (WxH) but image '
+                               f'{results.get("img_path")} is {img.shape[1]}x{img.shape[0]}')
         values = np.unique(seg)
         bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
         if bad.size:
@@ -49,8 +51,8 @@ class CheckSegSample(BaseTransform):
             if results.get('reduce_zero_label'):
                 bad = bad + 1  # report the values as they are stored in the file
                 hint = f' (file values must be in 0..{self.num_classes} or {self.ignore_index})'
-            raise ValueError(f'label {label_path} has values {bad.tolist()} outside the '
-                             f'{self.num_classes} classes{hint}')
+            raise BadDataError(f'label {label_path} has values {bad.tolist()} outside the '
+                               f'{self.num_classes} classes{hint}')
         return results
 
     def __repr__(self):

@@ -17,6 +17,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 
 from densedet.datasets.planning import load_plans, nonzero_bbox
+from densedet.errors import BadConfigError, BadDataError
 from densedet.fileio import read_nifti
 from densedet.structures import IGNORE_INDEX, VolumeDataSample
 
@@ -28,7 +29,7 @@ def _triple(value: Union[int, float, Sequence], name: str) -> tuple:
         return (value, ) * 3
     value = tuple(value)
     if len(value) != 3:
-        raise ValueError(f'{name} needs 3 values (D, H, W), got {value}')
+        raise BadConfigError(f'{name} needs 3 values (D, H, W), got {value}')
     return value
 
 
@@ -55,11 +56,11 @@ class LoadVolumeFromFile(BaseTransform):
 
     def _check_geometry(self, case: str, ref, other, what: str):
         if other.data.shape[-3:] != ref.data.shape[-3:]:
-            raise ValueError(f'case {case!r}: {what} {other.path} has shape {other.data.shape[-3:]} (D, H, W) but the '
-                             f'image {ref.path} has {ref.data.shape[-3:]}')
+            raise BadDataError(f'case {case!r}: {what} {other.path} has shape {other.data.shape[-3:]} (D, H, W) '
+                               f'but the image {ref.path} has {ref.data.shape[-3:]}')
         if not np.allclose(other.affine, ref.affine, atol=self.affine_atol):
-            raise ValueError(f'case {case!r}: {what} {other.path} has a different affine from the image {ref.path}:\n'
-                             f'{np.round(other.affine, 4)}\nvs\n{np.round(ref.affine, 4)}')
+            raise BadDataError(f'case {case!r}: {what} {other.path} has a different affine from the image {ref.path}: '
+                               f'{np.round(other.affine, 4).tolist()} vs {np.round(ref.affine, 4).tolist()}')
 
     def transform(self, results: dict) -> dict:
         case = results.get('case_id', results['img_paths'][0])
@@ -72,8 +73,8 @@ class LoadVolumeFromFile(BaseTransform):
             self._check_geometry(case, first, v, 'channel file')
         img = np.concatenate([v.data if v.data.ndim == 4 else v.data[None] for v in volumes])
         if expected is not None and img.shape[0] != expected:
-            raise ValueError(f'case {case!r}: image {paths[0]} has {img.shape[0]} channel(s), the dataset declares '
-                             f'{expected} modalities (a 4D file where 3D is expected?)')
+            raise BadDataError(f'case {case!r}: image {paths[0]} has {img.shape[0]} channel(s), the dataset declares '
+                               f'{expected} modalities (a 4D file where 3D is expected?)')
         results.update(img=img, affine=first.affine, ori_affine=first.affine.copy(), header=first.header,
                        spacing=first.spacing, ori_spacing=first.spacing, ori_shape=img.shape[1:],
                        img_shape=img.shape[1:])
@@ -93,12 +94,12 @@ def map_labels(case: str, seg, label_values: Optional[Sequence[int]]) -> np.ndar
     data = seg.data
     if data.dtype.kind == 'f':
         if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-            raise ValueError(f'case {case!r}: label {seg.path} holds non-integer values')
+            raise BadDataError(f'case {case!r}: label {seg.path} holds non-integer values')
         data = data.astype(np.int64)
     lo, hi = int(data.min()), int(data.max())
     declared = list(range(hi + 1)) if label_values is None else [int(v) for v in label_values]
     if len(declared) >= UNDECLARED:
-        raise ValueError(f'case {case!r}: {len(declared)} labels; at most {UNDECLARED - 1} are supported')
+        raise BadDataError(f'case {case!r}: {len(declared)} labels; at most {UNDECLARED - 1} are supported')
     base = min(lo, 0)  # labels are usually >= 0: index the table with the data as it is, no copy
     if hi - base > 2**16:  # a table that large means undeclared values anyway
         mapped = None
@@ -110,8 +111,8 @@ def map_labels(case: str, seg, label_values: Optional[Sequence[int]]) -> np.ndar
         mapped = lut[data] if base == 0 else lut[np.subtract(data, base, dtype=np.int64)]
     if mapped is None or (mapped == UNDECLARED).any():
         outside = data[~np.isin(data, declared)]
-        raise ValueError(f'case {case!r}: label {seg.path} has values {sorted(np.unique(outside).tolist())} outside '
-                         f'the declared labels {declared}')
+        raise BadDataError(f'case {case!r}: label {seg.path} has values {sorted(np.unique(outside).tolist())} outside '
+                           f'the declared labels {declared}')
     return mapped
 
 
@@ -123,7 +124,7 @@ class IntensityWindow(BaseTransform):
     def __init__(self, window: Tuple[float, float] = (-200.0, 250.0), out_range: Tuple[float, float] = (0.0, 1.0)):
         low, high = window
         if not high > low:
-            raise ValueError(f'IntensityWindow: window must be (low, high) with high > low, got {window}')
+            raise BadConfigError(f'IntensityWindow: window must be (low, high) with high > low, got {window}')
         self.window, self.out_range = (float(low), float(high)), tuple(out_range)
 
     def transform(self, results: dict) -> dict:
@@ -140,7 +141,7 @@ class ZScoreNormalize(BaseTransform):
 
     def __init__(self, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
         if (mean is None) != (std is None):
-            raise ValueError('ZScoreNormalize: give both mean and std, or neither')
+            raise BadConfigError('ZScoreNormalize: give both mean and std, or neither')
         self.mean, self.std = mean, std
 
     def transform(self, results: dict) -> dict:
@@ -167,8 +168,8 @@ class NormalizeFromPlans(BaseTransform):
         schemes = load_plans(self.plans_file)['normalization']
         img = results['img']
         if len(schemes) != img.shape[0]:
-            raise ValueError(f'case {results.get("case_id")!r}: {img.shape[0]} channel(s), the plans '
-                             f'{self.plans_file} normalise {len(schemes)}')
+            raise BadDataError(f'case {results.get("case_id")!r}: {img.shape[0]} channel(s), the plans '
+                               f'{self.plans_file} normalise {len(schemes)}')
         out = np.empty(img.shape, np.float32)
         for c, plan in enumerate(schemes):
             channel = img[c]
@@ -236,7 +237,7 @@ class ResampleSpacing(BaseTransform):
 
     def __init__(self, spacing: Optional[Sequence[Optional[float]]] = None, plans_file: Optional[str] = None):
         if (spacing is None) == (plans_file is None):
-            raise ValueError('ResampleSpacing: give spacing or plans_file (one of them)')
+            raise BadConfigError('ResampleSpacing: give spacing or plans_file (one of them)')
         self.spacing = _triple(spacing, 'ResampleSpacing.spacing') if spacing is not None else None
         self.plans_file = plans_file
 
@@ -291,7 +292,7 @@ class RandomPatchCrop(BaseTransform):
         name = type(self).__name__
         self.patch_size = tuple(int(p) for p in _triple(patch_size, f'{name}.patch_size'))
         if not 0 <= fg_ratio <= 1:
-            raise ValueError(f'{name}: fg_ratio must be in [0, 1], got {fg_ratio}')
+            raise BadConfigError(f'{name}: fg_ratio must be in [0, 1], got {fg_ratio}')
         self.fg_ratio, self.fg_classes = fg_ratio, fg_classes
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
 
@@ -439,7 +440,7 @@ class PadVolume(BaseTransform):
     def __init__(self, size: Optional[Sequence[int]] = None, size_divisor: Union[int, Sequence[int], None] = None,
                  pad_val: float = 0.0, seg_pad_val: int = IGNORE_INDEX):
         if size is None and size_divisor is None:
-            raise ValueError('PadVolume: give size and/or size_divisor')
+            raise BadConfigError('PadVolume: give size and/or size_divisor')
         self.size = _triple(size, 'PadVolume.size') if size is not None else None
         self.size_divisor = _triple(size_divisor, 'PadVolume.size_divisor') if size_divisor is not None else None
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val

@@ -58,9 +58,13 @@ def test_detection_on_a_video_writes_an_mp4_and_coco_results(repo_root, coco_dem
     for f in frames:
         writer.write(f)
     writer.release()
-    ckpt = _checkpoint(repo_root, DET_CFG, tmp_path / 'det.pth', dict(classes=('disc', 'box', 'triangle')))
+    ckpt = _checkpoint(repo_root, DET_CFG, tmp_path / 'det.pth',
+                       dict(classes=('disc', 'box', 'triangle'), cat_ids=[1, 3, 7]))
     model = init_model(osp.join(repo_root, DET_CFG), ckpt)
     model.roi_head.bbox_head.fc_cls.bias.data[1] = 10.0  # random weights: make class 1 confident
+    model.cfg.test_dataloader.dataset.data_root = coco_demo  # frames are not in its annotation file
+    annotated = json.load(open(osp.join(coco_demo, 'annotations', 'instances_val2017.json')))['images']
+    first_free = max(im['id'] for im in annotated) + 1
     summary = segment_inputs(model, video, str(tmp_path / 'out'), score_thr=0.3, progress=False)
     assert summary['images'] == 3 and not summary['failed']
     capture = cv2.VideoCapture(str(tmp_path / 'out' / 'overlays' / 'clip.mp4'))
@@ -71,10 +75,12 @@ def test_detection_on_a_video_writes_an_mp4_and_coco_results(repo_root, coco_dem
     assert [i['file_name'] for i in images] == ['clip.mp4#0', 'clip.mp4#1', 'clip.mp4#2']
     results = json.loads((tmp_path / 'out' / 'results.json').read_text())
     assert summary['results'] == str(tmp_path / 'out' / 'results.json')
-    assert results and {r['image_id'] for r in results} <= {0, 1, 2}
+    assert [i['id'] for i in images] == [first_free, first_free + 1, first_free + 2]  # after the dataset's ids
+    assert results and {r['image_id'] for r in results} <= {i['id'] for i in images}
+    assert summary['coco_ids'] == 'dataset'
     import pycocotools.mask as mask_util
     for r in results:
-        assert r['category_id'] == 1 and r['score'] >= 0.3 and len(r['bbox']) == 4
+        assert r['category_id'] == 3 and r['score'] >= 0.3 and len(r['bbox']) == 4  # class 1's COCO id
         rle = dict(r['segmentation'], counts=r['segmentation']['counts'].encode())
         assert mask_util.decode(rle).shape == (h, w)
 

@@ -92,6 +92,17 @@ def test_detector_exports_backbone_and_neck(tmp_path):
     for o, e, d in zip(outs, expected, direct):
         np.testing.assert_allclose(o, e.numpy(), rtol=0, atol=ATOL)
         np.testing.assert_allclose(o, d.numpy(), rtol=0, atol=ATOL)
+    # infer_onnx.py segments with a segmentor's logits: features are one line, not an IndexError
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_infer_onnx', osp.join(ROOT, 'tools', 'deploy', 'infer_onnx.py'))
+    infer_onnx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer_onnx)
+    with pytest.raises(SystemExit) as exit_info:
+        infer_onnx.main([path, str(tmp_path)])
+    assert str(exit_info.value.code) == (
+        f"infer_onnx.py: error: {path} has outputs ['feat0', 'feat1', 'feat2', 'feat3', 'feat4'], not a "
+        "segmentor's logits: a detector export holds only backbone + neck features (export_onnx.py), which this "
+        'script cannot turn into predictions')
 
 
 def test_cli_export_then_onnx_inference_without_torch(repo_root, demo_data, tmp_path):
@@ -101,6 +112,7 @@ def test_cli_export_then_onnx_inference_without_torch(repo_root, demo_data, tmp_
                          cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'onnxruntime vs PyTorch: max abs difference' in out.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['demo.onnx']  # self-contained: no stale demo.onnx.data
     images = osp.join(demo_data, 'images', 'validation')
     # torch and mmcv made unimportable: the script must not need them.
     blocker = tmp_path / 'blocker'

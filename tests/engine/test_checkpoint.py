@@ -117,3 +117,115 @@ def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path, no_trust):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == '2.0'
+
+
+def _runner(work_dir, by_epoch):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.net(inputs)
+            return {'loss': out.pow(2).mean()} if mode == 'loss' else out
+
+    data = [dict(inputs=torch.randn(2)) for _ in range(4)]
+    loop = dict(by_epoch=True, max_epochs=1) if by_epoch else dict(by_epoch=False, max_iters=1)
+    return Runner(model=Toy(), work_dir=str(work_dir), experiment_name=f'toy_{by_epoch}',
+                  train_dataloader=dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
+                                        batch_size=4, collate_fn=dict(type='default_collate')),
+                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=loop,
+                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=by_epoch)),
+                  default_scope='mmengine')
+
+
+@pytest.mark.parametrize('by_epoch', [False, True], ids=['iteration-loop', 'epoch-loop'])
+def test_runner_checkpoints_saved_at_their_first_step_load(tmp_path, no_trust, by_epoch):
+    runner = _runner(tmp_path, by_epoch)
+    runner.train()
+    loaded = _load_checkpoint(str(tmp_path / ('epoch_1.pth' if by_epoch else 'iter_1.pth')), map_location='cpu')
+    assert loaded['meta']['epoch' if by_epoch else 'iter'] == 1
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() > 0
+    assert 'net.weight' in loaded['state_dict']
+
+
+def test_numpy_values_of_every_kind_in_meta_load(tmp_path, no_trust, monkeypatch):
+    meta = {f'{np.dtype(t).name}': np.dtype(t).type(1) for t in
+            (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+             np.float16, np.float32, np.float64, np.complex64, np.bool_)}
+    meta.update(dtypes=[np.dtype('float32'), np.dtype('int64'), np.dtype('bool')], empty=np.zeros(0, np.float32),
+                empty_int=np.array([], np.int64), scalars_array=np.arange(4).reshape(2, 2), flag=np.bool_(False),
+                history=HistoryBuffer())
+    path = tmp_path / 'meta.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': meta}, path)
+    loaded = _load_checkpoint(str(path), map_location='cpu')['meta']
+    for key, value in meta.items():
+        if isinstance(value, np.ndarray):
+            assert loaded[key].dtype == value.dtype and loaded[key].tolist() == value.tolist(), key
+        elif key != 'history':
+            assert loaded[key] == value and type(loaded[key]) is type(value), key
+    assert len(loaded['history']._log_history) == 0
+    # empty arrays (an empty HistoryBuffer's, 'empty' above) pickle their data as a call of
+    # builtins.bytes (protocol 2): without bytes in the allow-list this checkpoint is refused
+    from densedet.engine import checkpoint as checkpoint_module
+    allowed = checkpoint_module.checkpoint_safe_globals()
+    monkeypatch.setattr(checkpoint_module, 'checkpoint_safe_globals', lambda: [g for g in allowed if g is not bytes])
+    with pytest.raises(UnsafeCheckpointError, match='needs `bytes`'):
+        _load_checkpoint(str(path), map_location='cpu')
+
+
+def test_bytes_in_the_allow_list_constructs_data_only(tmp_path, no_trust):
+    path = tmp_path / 'bytes.pth'
+    torch.save({'meta': {'raw': b'', 'more': b'\x00\x01'}}, path)
+    assert _load_checkpoint(str(path), map_location='cpu')['meta'] == {'raw': b'', 'more': b'\x00\x01'}
+
+
+def test_strict_loading_reports_one_line_and_loads_a_fitting_checkpoint(tmp_path):
+    from densedet.engine.checkpoint import load_model_checkpoint
+    from densedet.errors import BadCheckpointError
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 2, 1))
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': other.state_dict(), 'meta': {'experiment_name': 'other_cfg_20260101_120000'}}, path)
+    with pytest.raises(BadCheckpointError) as error:
+        load_model_checkpoint(model, str(path), config='mine.py')
+    message = str(error.value)
+    assert message == (f'{path} does not fit the model of mine.py: 2 unexpected (2.weight, 2.bias), 6 of another '
+                       'shape (0.weight: (8, 3, 3, 3) in the checkpoint, (4, 3, 3, 3) in the model and 5 more); it '
+                       "was trained with config 'other_cfg'")
+    # a fitting checkpoint (DDP's 'module.' prefix, no num_batches_tracked) loads every tensor
+    state = {f'module.{k}': v + 1 for k, v in model.state_dict().items() if 'num_batches' not in k}
+    torch.save({'state_dict': state}, path)
+    load_model_checkpoint(model, str(path))
+    assert torch.equal(model[0].weight, state['module.0.weight'])
+
+
+def test_partial_loading_logs_one_summary_line(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+    from mmengine.runner.checkpoint import load_checkpoint
+    MMLogger.get_instance('partial_test', log_level='INFO')
+    model = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(50)])
+    other = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(20)], torch.nn.Linear(4, 2))
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': other.state_dict()}, path)
+    load_checkpoint(model, str(path), map_location='cpu')  # load_from / init_cfg: partial is allowed
+    out = capsys.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if 'checkpoint' in line and 'missing' in line]
+    assert len(lines) == 1 and len(lines[0]) < 400, out.out + out.err
+    assert ('loaded the checkpoint partially into Sequential: 58 missing (21.weight, 21.bias, 22.weight, ...), '
+            '2 of another shape (20.weight: (2, 4) in the checkpoint, (4, 4) in the model and 1 more)') in lines[0]
+    assert torch.equal(model[3].weight, other[3].weight)  # what fits is loaded
+
+
+def test_safetensors_files_load_with_their_meta(tmp_path):
+    from safetensors.torch import save_file
+
+    from densedet.engine.checkpoint import load_checkpoint_file
+    path = str(tmp_path / 'model.safetensors')
+    save_file({'w': torch.arange(3.)}, path, metadata={'format': 'pt', 'meta': '{"dataset_meta": {"classes": ["a"]}}'})
+    loaded = load_checkpoint_file(path)
+    assert loaded['state_dict']['w'].tolist() == [0, 1, 2] and loaded['meta'] == {'dataset_meta': {'classes': ['a']}}
+    assert _load_checkpoint(path, map_location='cpu')['meta']['dataset_meta']['classes'] == ['a']

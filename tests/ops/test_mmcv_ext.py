@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,9 +29,13 @@ def computed():
     return compute()
 
 
-# Tolerances. Measured on this machine kind: RoIAlign forward / input-gradient, NMS and the whole
-# Mask R-CNN step (losses, gradients, boxes, scores, mask pixels) came out bit-identical; soft-NMS
-# scores differ by float32 rounding of exp (6e-8). The tolerances leave a few ulps for another CPU.
+# Tolerances, from the spread measured by tests/ops/fixture_spread.py (the same computation with 1 vs
+# 2 threads and oneDNN on / off, which changes kernels the way another CPU model does; 2026-12-06):
+# RoIAlign forward / input-gradient and NMS stay bit-identical (scalar kernels); soft-NMS scores differ
+# from compiled mmcv by float32 rounding of exp (6e-8). The Mask R-CNN step does not: its convolutions
+# sum in another order, so losses move by up to 1.7e-7 relative, gradient sums by up to 7.5e-5
+# (backbone.stem.0.bias; another CPU of our kind gave 6e-5 on backbone.stem.0.weight), scores by 4.5e-7
+# and boxes by 3.1e-5 px. The detector bounds below are about 10x those.
 @torchvision_ops
 def test_roi_align_matches_compiled_mmcv(reference, computed):
     from mmcv_ops_reference import ROI_ALIGN_CASES
@@ -54,15 +59,18 @@ def test_mask_rcnn_train_step_and_prediction_match_compiled_mmcv(reference, comp
     ours, ref = computed['detector'], reference['detector']
     assert ours['weights_sum'] == pytest.approx(ref['weights_sum'], rel=1e-9), \
         'the seeded model weights changed: re-record tests/ops/data/mmcv_ops_reference.pt (see mmcv_ops_reference.py)'
-    assert ours['losses'] == pytest.approx(ref['losses'], rel=1e-6)
+    assert ours['losses'] == pytest.approx(ref['losses'], rel=2e-6)
     assert ours['grads'].keys() == ref['grads'].keys() and len(ref['grads']) > 10
     for name in ref['grads']:
-        assert ours['grads'][name] == pytest.approx(ref['grads'][name], rel=1e-6, abs=1e-9), name
+        assert ours['grads'][name] == pytest.approx(ref['grads'][name], rel=1e-3, abs=1e-9), name
     for p, r in zip(ours['predictions'], ref['predictions']):
         assert p['labels'].tolist() == r['labels'].tolist()
-        torch.testing.assert_close(p['scores'], r['scores'], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(p['bboxes'], r['bboxes'], rtol=1e-6, atol=1e-4)
-        assert torch.equal(p['masks'], r['masks'])  # packed mask pixels
+        torch.testing.assert_close(p['scores'], r['scores'], rtol=0, atol=5e-6)
+        torch.testing.assert_close(p['bboxes'], r['bboxes'], rtol=0, atol=3e-4)
+        # mask pixels: identical in every variant measured; a pixel whose probability sits within the
+        # scores' spread of 0.5 may flip on another CPU, so at most 0.1 % of them may differ
+        differ = int((np.unpackbits(p['masks'].numpy()) != np.unpackbits(r['masks'].numpy())).sum())
+        assert differ <= 1e-3 * p['masks'].numel() * 8, differ
 
 
 def test_nms_offset_one_is_mmcvs_plus_one_geometry():

@@ -14,6 +14,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'convert'))
 from rdnet_official_to_densedet import main as convert_main  # noqa: E402
 
+from densedet.errors import BadCheckpointError  # noqa: E402
+
 
 def _official_checkpoint(path, model, stem_layout):
     """What naver-ai/rdnet's mmdet 2.x code saves: the detector's heads under their mmdet names,
@@ -68,7 +70,8 @@ def test_mismatching_config_is_an_error_naming_keys(tmp_path):
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     src = tmp_path / 'official.pth'
     _official_checkpoint(src, model, 'official')
-    with pytest.raises(KeyError, match=r'does not match .*cascade-mask-rcnn_rdnet_coco.py: missing \[.*roi_head'):
+    with pytest.raises(BadCheckpointError,
+                       match=r'does not match .*cascade-mask-rcnn_rdnet_coco.py: missing \[.*roi_head'):
         convert_main([str(src), str(tmp_path / 'x.pth'), '--config',
                       osp.join(ROOT, 'configs', 'cascade-mask-rcnn_rdnet_coco.py')])
     assert not (tmp_path / 'x.pth').exists()

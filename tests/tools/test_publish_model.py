@@ -50,3 +50,34 @@ def test_publish_strips_training_state_and_names_files_by_hash(repo_root, tmp_pa
     fresh = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     load_checkpoint(fresh, paths[0], map_location='cpu', strict=True)
     assert torch.equal(fresh[0].weight, model[0].weight)
+    # both files are readable like any other file the user writes (safetensors wrote a private 0600 temp)
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {oct(os.stat(p).st_mode & 0o777) for p in paths} == {oct(0o666 & ~umask)}
+
+
+def test_published_safetensors_predict_with_tools_infer(repo_root, demo_data, tmp_path):
+    from densedet.apis import init_model
+    config = 'configs/demo/upernet_rdnet_ade20k_demo.py'
+    torch.manual_seed(0)
+    model = init_model(osp.join(repo_root, config))
+    src = tmp_path / 'iter_1.pth'
+    classes = tuple(f'c{i}' for i in range(150))
+    palette = [[i, 255 - i, i // 2] for i in range(150)]
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': classes, 'palette': palette}}},
+               src)
+    out = subprocess.run([sys.executable, 'tools/publish_model.py', str(src), str(tmp_path / 'rel' / 'demo')],
+                         cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    safetensors = next(line.split()[1] for line in out.stdout.splitlines() if line.endswith('MiB)')
+                       and '.safetensors' in line)
+    image = osp.join(demo_data, 'images', 'validation', 'ADE_demo_v_00000.jpg')
+    for ckpt, out_dir in ((safetensors, 'st'), (str(src), 'pth')):
+        out = subprocess.run([sys.executable, 'tools/infer.py', config, ckpt, image, '--out-dir',
+                              str(tmp_path / out_dir)], cwd=repo_root, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    from PIL import Image
+    same = [np.asarray(Image.open(tmp_path / d / 'pred' / 'ADE_demo_v_00000.png')) for d in ('st', 'pth')]
+    assert np.array_equal(*same)  # the same weights through either file
+    assert init_model(osp.join(repo_root, config), safetensors).dataset_meta['classes'] == list(classes)

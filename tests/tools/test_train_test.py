@@ -124,6 +124,22 @@ def test_coco_train_then_test_writes_results_json_and_overlays(repo_root, coco_d
         assert all({'image_id', 'category_id', 'score'} <= set(r) for r in records)
         assert {r['category_id'] for r in records} <= {1, 3, 7}  # COCO ids, not contiguous labels
     assert len(glob.glob(str(work / '*' / 'overlays' / '*.png'))) == 4
+    # tools/infer.py writes the dataset's category and image ids: its results.json scores against the
+    # annotation file with pycocotools, and gives test.py's AP (all boxes kept: --score-thr 0)
+    _run(['tools/infer.py', COCO_DEMO_CFG, ckpt, osp.join(coco_demo, 'val2017'), '--out-dir', str(tmp_path / 'infer'),
+          '--score-thr', '0', '--cfg-options', f'test_dataloader.dataset.data_root={coco_demo}'], repo_root)
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    gt = COCO(ann)
+    written = json.loads((tmp_path / 'infer' / 'results.json').read_text())
+    assert written and {r['category_id'] for r in written} <= set(gt.getCatIds()) == {1, 3, 7}
+    assert {r['image_id'] for r in written} <= set(gt.getImgIds())
+    evaluation = COCOeval(gt, gt.loadRes(str(tmp_path / 'infer' / 'results.json')), 'bbox')
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    test_ap = float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', log)[-1])
+    assert abs(evaluation.stats[0] - test_ap) <= 0.002, (evaluation.stats[0], test_ap)
     # --amp: backbone + neck in bf16, boxes decoded in float32 (bf16 boxes crashed CocoMetric)
     log = _run(['tools/test.py', COCO_DEMO_CFG, ckpt, '--work-dir', str(work), '--amp', '--cfg-options', *opts],
                repo_root)

@@ -15,12 +15,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DATASETS  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import run_tool  # noqa: E402
+from densedet.apis.config import load_config  # noqa: E402
 from densedet.datasets.planning import write_json  # noqa: E402
+from densedet.errors import DataNotFoundError  # noqa: E402
 from densedet.evaluation import decide_largest_component  # noqa: E402
 from densedet.fileio import read_nifti  # noqa: E402
 from densedet.transforms.volume import map_labels  # noqa: E402
@@ -32,14 +33,15 @@ def main(argv=None):
     parser.add_argument('pred_dir', help='<case_id>.nii.gz predictions (tools/test.py --out)')
     parser.add_argument('--out', help='default: PRED_DIR/postprocessing.json')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     dataset = DATASETS.build(dict(cfg.val_dataloader.dataset.to_dict(), pipeline=[]))
     preds, gts = [], []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         path = osp.join(args.pred_dir, f'{info["case_id"]}.nii.gz')
         if not osp.isfile(path):
-            sys.exit(f'no prediction for validation case {info["case_id"]!r}: {path} (run tools/test.py --out)')
+            raise DataNotFoundError(f'no prediction for validation case {info["case_id"]!r}: {path} '
+                                    '(run tools/test.py --out)')
         preds.append(map_labels(info['case_id'], read_nifti(path, dtype=None, what='prediction'), info['label_values']))
         gts.append(map_labels(info['case_id'], read_nifti(info['seg_path'], dtype=None, what='label'),
                               info['label_values']))
@@ -50,8 +52,8 @@ def main(argv=None):
     for c, d in decision['dice'].items():
         name = dataset.metainfo['classes'][int(c)]
         verdict = 'keep largest component' if int(c) in decision['largest_component'] else 'leave as is'
-        print(f"{name}: Dice {d['without']:.4f} as predicted, {d['largest_component']:.4f} with its largest "
-              f'component only -> {verdict}')
+        print(f"{name}: Dice {100 * d['without']:.2f} as predicted, {100 * d['largest_component']:.2f} with its "
+              f'largest component only -> {verdict}')
     print(f'wrote {out}')
     return decision
 

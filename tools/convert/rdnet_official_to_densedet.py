@@ -20,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
+from densedet.errors import BadCheckpointError  # noqa: E402
 from densedet.models.backbones.rdnet import convert_official_detseg_state_dict  # noqa: E402
 from densedet.models.utils import read_checkpoint  # noqa: E402
 
@@ -34,8 +35,8 @@ def check_against_config(state_dict: dict, config: str) -> None:
     model = MODELS.build(cfg.model)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     if missing or unexpected:
-        raise KeyError(f'converted checkpoint does not match {config}: missing {missing[:10]} '
-                       f'({len(missing)} in all), unexpected {unexpected[:10]} ({len(unexpected)} in all)')
+        raise BadCheckpointError(f'converted checkpoint does not match {config}: missing {missing[:10]} '
+                                 f'({len(missing)} in all), unexpected {unexpected[:10]} ({len(unexpected)} in all)')
 
 
 def convert(src: str, dst: str, config: str = None) -> dict:

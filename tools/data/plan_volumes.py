@@ -20,7 +20,9 @@ from mmengine.config import Config  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import run_tool  # noqa: E402
+from densedet.apis.config import load_config  # noqa: E402
 from densedet.datasets.planning import plan_from_config  # noqa: E402
+from densedet.errors import ConfigKeyError  # noqa: E402
 
 
 def main(argv=None):
@@ -36,9 +38,9 @@ def main(argv=None):
     if (args.config is None) == (args.data_root is None):
         parser.error('give a CONFIG or --data-root (one of them)')
     if args.config:
-        cfg = Config.fromfile(args.config)
+        cfg = load_config(args.config)
         if 'preprocess' not in cfg:
-            sys.exit(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
+            raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
     else:
         cfg = Config(dict(preprocess=dict(dataset=dict(type=args.dataset_type, data_root=args.data_root),
                                           plans_file=args.out or osp.join(args.data_root, 'plans.json'))))

@@ -15,11 +15,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import Config  # noqa: E402
 
 import densedet  # noqa: E402,F401
 from densedet.apis.cli import run_tool  # noqa: E402
+from densedet.apis.config import load_config  # noqa: E402
 from densedet.datasets.preprocessed import preprocess_dataset  # noqa: E402
+from densedet.errors import ConfigKeyError  # noqa: E402
 
 
 def main(argv=None):
@@ -28,9 +29,9 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, default=1, help='processes (each single-threaded)')
     parser.add_argument('--shard', help='I/N: this process takes cases I, I+N, I+2N, ...')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if 'preprocess' not in cfg:
-        sys.exit(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
+        raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
     stats = preprocess_dataset(cfg.preprocess.to_dict(), workers=args.workers, shard=args.shard)
     if stats['seconds']:
         s = sorted(stats['seconds'])

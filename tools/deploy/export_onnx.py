@@ -28,6 +28,7 @@ import densedet  # noqa: E402,F401
 from densedet.apis import export_onnx, init_model  # noqa: E402
 from densedet.apis.cli import run_tool  # noqa: E402
 from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel  # noqa: E402
+from densedet.errors import BadConfigError  # noqa: E402
 
 
 def compare_with_onnxruntime(model, wrapper, path, shape, seed=0):
@@ -51,7 +52,8 @@ def add_metadata(path, meta, extra=None):
     for key, value in entries.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
-    onnx.save(model, path)
+    external = osp.isfile(f'{path}.data')  # weights over protobuf's 2 GB limit stay beside the graph
+    onnx.save(model, path, save_as_external_data=external, location=f'{osp.basename(path)}.data' if external else None)
 
 
 def main(argv=None):
@@ -90,7 +92,7 @@ def main(argv=None):
     sizes = ' and '.join('x'.join(map(str, shape)) for shape in shapes)
     print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g} (input {sizes})')
     if args.atol is not None and diff > args.atol:
-        sys.exit(f'max abs difference {diff:.3g} > --atol {args.atol}')
+        raise BadConfigError(f'max abs difference {diff:.3g} > --atol {args.atol}: onnxruntime and PyTorch disagree')
     return diff
 
 

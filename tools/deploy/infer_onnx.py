@@ -66,6 +66,29 @@ def segment(session, img, shape, meta):
     return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST) if fixed else label[:h, :w]
 
 
+def fail(message):
+    """One line and exit 1, as densedet's tools print user errors (this script cannot import densedet)."""
+    raise SystemExit(f'{osp.basename(__file__)}: error: {message}')
+
+
+def open_segmentor(path):
+    """An onnxruntime session of a 2D segmentor exported by export_onnx.py; one line for anything else."""
+    if not osp.isfile(path):
+        fail(f'model file not found: {path}')
+    try:
+        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        fail(f'{path} cannot be loaded by onnxruntime: {" ".join(str(error).split())}')
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs != ['logits']:
+        fail(f'{path} has outputs {outputs}, not a segmentor\'s logits: a detector export holds only backbone + neck '
+             'features (export_onnx.py), which this script cannot turn into predictions')
+    if len(session.get_inputs()[0].shape) != 4:
+        fail(f'{path} takes {len(session.get_inputs()[0].shape)}D input: this script segments 2D images '
+             '(volume exports are one sliding window; use tools/infer_volume.py)')
+    return session
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('model')
@@ -73,11 +96,11 @@ def main(argv=None):
     parser.add_argument('--out-dir', default='work_dirs/infer_onnx')
     parser.add_argument('--opacity', type=float, default=0.5)
     args = parser.parse_args(argv)
-    session = ort.InferenceSession(args.model, providers=['CPUExecutionProvider'])
+    session = open_segmentor(args.model)
     shape = session.get_inputs()[0].shape[2:]
     paths = images_of(args.input)
     if not paths:
-        raise SystemExit(f'no input found at {args.input!r}')
+        fail(f'no input found at {args.input!r}')
     for sub in ('overlays', 'pred'):
         os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
     num_classes = session.get_outputs()[0].shape[1]
@@ -104,6 +127,8 @@ def main(argv=None):
     print(f'{done} images in {elapsed:.1f} s ({done / elapsed:.2f} images/s); outputs: {args.out_dir}')
     if failed:
         print(f'{len(failed)} input(s) skipped: ' + ', '.join(failed))
+    if not done:
+        fail(f'none of the {len(paths)} input(s) at {args.input!r} could be read')
 
 
 if __name__ == '__main__':

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
+from densedet.errors import BadConfigError, ConfigKeyError
+
 from ..utils import freeze, load_pretrained_weights, set_norm_eval, validate_frozen_stages, validate_out_indices
 
 
@@ -14,7 +16,8 @@ class DenseBackbone(BaseModule):
 
     ``__init__`` takes and checks the arguments every family shares: ``arch`` (a name of
     :attr:`arch_settings`, an int for numbered archs, or a dict), ``out_indices``,
-    ``frozen_stages``, ``output_stride`` (``None`` for families without dilated variants),
+    ``frozen_stages``, ``output_stride`` (32, 16 or 8; 32 by default: no dilation; families without
+    dilated variants keep 32),
     ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``with_cp``, ``init_cfg`` (and mmseg's deprecated
     ``pretrained``). A family then builds its modules (:meth:`_stride_plan` gives the
     stride / dilation of each level for ``output_stride``), fills ``feature_info`` (``num_chs``,
@@ -33,7 +36,7 @@ class DenseBackbone(BaseModule):
                  arch: Union[str, int, dict, None] = None,
                  out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
-                 output_stride: Optional[int] = None,
+                 output_stride: int = 32,
                  norm_eval: bool = False,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
@@ -44,15 +47,15 @@ class DenseBackbone(BaseModule):
         # the backbone; like mmseg's own backbones, take it as a deprecated spelling of init_cfg.
         if pretrained is not None:
             if init_cfg is not None:
-                raise ValueError(f'{type(self).__name__}: init_cfg and pretrained cannot both be set')
+                raise BadConfigError(f'{type(self).__name__}: init_cfg and pretrained cannot both be set')
             warnings.warn(f'{type(self).__name__}: pretrained is deprecated, use '
                           f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})")
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
         #: the resolved arch settings (a dict); ``arch_name`` is its name or ``'custom'``
         self.arch = self._resolve_arch(arch) if arch is not None else None
-        if output_stride is not None and output_stride not in (8, 16, 32):
-            raise ValueError(f'{type(self).__name__}: output_stride must be 8, 16 or 32, got {output_stride}')
+        if output_stride not in (8, 16, 32):
+            raise BadConfigError(f'{type(self).__name__}: output_stride must be 8, 16 or 32, got {output_stride}')
         self.output_stride = output_stride
         self._requested_out_indices = out_indices
         self._requested_frozen_stages = frozen_stages
@@ -68,8 +71,8 @@ class DenseBackbone(BaseModule):
             arch = str(arch)
         if isinstance(arch, str):
             if arch not in self.arch_settings:
-                raise KeyError(f'{owner}: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
-                               'or pass a dict')
+                raise ConfigKeyError(f'{owner}: unknown arch {arch!r}; choose one of {sorted(self.arch_settings)} '
+                                     'or pass a dict')
             self.arch_name = arch
             return self.arch_settings[arch]
         if not isinstance(arch, dict):
@@ -125,7 +128,7 @@ class DenseBackbone(BaseModule):
         if groups is None:
             groups = self.__dict__['_layer_groups'] = self._layer_groups_from_feature_info()
         if param_name not in groups:
-            raise KeyError(f'{type(self).__name__}: no parameter named {param_name!r}')
+            raise ConfigKeyError(f'{type(self).__name__}: no parameter named {param_name!r}')
         return groups[param_name]
 
     def _layer_groups_from_feature_info(self) -> Dict[str, int]:

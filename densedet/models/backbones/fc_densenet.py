@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+from densedet.errors import BadConfigError, BadDataError, ConfigKeyError
 from densedet.registry import MODELS
 
 from ..layers import DenseTransition, conv_type, fc_dense_block, kaiming_init_convs
@@ -72,7 +73,7 @@ class FCDenseNet(DenseBackbone):
         arch = self.arch
         layers = tuple(arch['layers'])
         if len(layers) % 2 != 1 or len(layers) < 3:
-            raise ValueError(f'FCDenseNet: arch layers must have 2 * n_pool + 1 entries, got {layers}')
+            raise BadConfigError(f'FCDenseNet: arch layers must have 2 * n_pool + 1 entries, got {layers}')
         self.n_pool = n_pool = len(layers) // 2
         growth = arch['growth']
         self.spatial_dims = spatial_dims
@@ -97,7 +98,7 @@ class FCDenseNet(DenseBackbone):
         arch = super()._resolve_arch(arch)
         missing = {'first_channels', 'growth', 'layers'} - set(arch)
         if missing:
-            raise KeyError(f'FCDenseNet: custom arch is missing keys {sorted(missing)}')
+            raise ConfigKeyError(f'FCDenseNet: custom arch is missing keys {sorted(missing)}')
         return arch
 
     def _frozen_modules(self):
@@ -121,7 +122,7 @@ class FCDenseNet(DenseBackbone):
     def forward(self, x: torch.Tensor) -> tuple:
         spatial = x.shape[2:]
         if len(spatial) != self.spatial_dims:
-            raise ValueError(f'FCDenseNet(spatial_dims={self.spatial_dims}) got a {x.dim()}D input {tuple(x.shape)}')
+            raise BadDataError(f'FCDenseNet(spatial_dims={self.spatial_dims}) got a {x.dim()}D input {tuple(x.shape)}')
         check_poolable('FCDenseNet', spatial, self.n_pool)
         x = self.stem(x)
         outs = []

@@ -21,6 +21,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
+from densedet.errors import BadConfigError, ConfigKeyError
 from densedet.registry import MODELS
 
 from ..layers import DenseBlock, EffectiveSE, LayerNorm2d, kaiming_init_convs, make_dense_layers, round_down_to_multiple
@@ -176,9 +177,9 @@ class RDNet(DenseBackbone):
         arch = super()._resolve_arch(arch)
         missing = {'stem_channels', 'growth_rates', 'downsample'} - set(arch)
         if missing:
-            raise KeyError(f'RDNet: custom arch is missing keys {sorted(missing)}')
+            raise ConfigKeyError(f'RDNet: custom arch is missing keys {sorted(missing)}')
         if len(arch['growth_rates']) != len(arch['downsample']):
-            raise ValueError('RDNet: arch growth_rates and downsample must have the same length')
+            raise BadConfigError('RDNet: arch growth_rates and downsample must have the same length')
         return {**self.default_arch_values, **arch}
 
     @property

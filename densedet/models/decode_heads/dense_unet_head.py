@@ -18,6 +18,8 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from densedet.errors import BadConfigError
+
 from ..layers import conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
 from .utils import classifier_for_dims
@@ -60,7 +62,7 @@ class DenseUNetHead(BaseDecodeHead):
         if isinstance(scale_factors, int):
             scale_factors = [scale_factors] * len(up_channels)
         if len(scale_factors) != len(up_channels):
-            raise ValueError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
+            raise BadConfigError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
         kwargs.pop('channels', None)
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')

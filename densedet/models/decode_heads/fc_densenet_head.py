@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from densedet.errors import BadConfigError, BadDataError
+
 from ..layers import conv_transpose_type, fc_dense_block, kaiming_init_convs
 from ..utils import check_in_channels
 from .utils import classifier_for_dims
@@ -17,7 +19,7 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     pads = []
     for have, want in zip(x.shape[2:], size):
         if have < want:
-            raise ValueError(f'center_crop: map of size {tuple(x.shape[2:])} is smaller than {tuple(size)}')
+            raise BadDataError(f'center_crop: map of size {tuple(x.shape[2:])} is smaller than {tuple(size)}')
         start = (have - want) // 2
         pads = [-start, -(have - want - start)] + pads  # F.pad order: last dim first
     # negative padding, not slicing: torch.export keeps the cropped size symbolic (free-size ONNX)
@@ -72,10 +74,10 @@ class FCDenseNetHead(BaseDecodeHead):
         in_channels = list(in_channels)
         num_skips = len(in_channels) - 1
         if num_skips < 1 or len(up_layers) != num_skips:
-            raise ValueError(f'FCDenseNetHead: {len(in_channels)} inputs give {num_skips} skips, so up_layers needs '
-                             f'{num_skips} entries, got {tuple(up_layers)}')
+            raise BadConfigError(f'FCDenseNetHead: {len(in_channels)} inputs give {num_skips} skips, so '
+                                 f'up_layers needs {num_skips} entries, got {tuple(up_layers)}')
         if up_channels is not None and len(up_channels) != num_skips:
-            raise ValueError(f'FCDenseNetHead: up_channels needs {num_skips} entries, got {tuple(up_channels)}')
+            raise BadConfigError(f'FCDenseNetHead: up_channels needs {num_skips} entries, got {tuple(up_channels)}')
         skips = in_channels[:-1][::-1]  # coarse to fine
         to_upsample = in_channels[-1]
         plan = []

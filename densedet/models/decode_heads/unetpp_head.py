@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from densedet.errors import BadConfigError
+
 from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
 from ..losses import deep_supervision_losses
 from ..utils import check_in_channels
@@ -79,15 +81,17 @@ class UNetPlusPlusHead(BaseDecodeHead):
         in_channels = list(in_channels)
         depth = len(in_channels) - 1
         if depth < 1:
-            raise ValueError(f'UNetPlusPlusHead needs at least two encoder levels, got in_channels={in_channels}')
+            raise BadConfigError(f'UNetPlusPlusHead needs at least two encoder levels, got in_channels={in_channels}')
         node_channels = list(in_channels if node_channels is None else node_channels)
         if len(node_channels) != len(in_channels):
-            raise ValueError(f'UNetPlusPlusHead: node_channels needs {len(in_channels)} entries, got {node_channels}')
+            raise BadConfigError(f'UNetPlusPlusHead: node_channels needs {len(in_channels)} entries, '
+                                 f'got {node_channels}')
         if mode not in MODES:
-            raise ValueError(f'UNetPlusPlusHead: mode must be one of {MODES}, got {mode!r}')
+            raise BadConfigError(f'UNetPlusPlusHead: mode must be one of {MODES}, got {mode!r}')
         loss_weights = [1.0] * depth if loss_weights is None else list(loss_weights)
         if len(loss_weights) != depth:
-            raise ValueError(f'UNetPlusPlusHead: loss_weights needs one weight per head ({depth}), got {loss_weights}')
+            raise BadConfigError(f'UNetPlusPlusHead: loss_weights needs one weight per head ({depth}), '
+                                 f'got {loss_weights}')
         kwargs.pop('channels', None)
         kwargs.setdefault('init_cfg', dict(type='Normal', std=0.01, override=dict(name='seg_heads')))
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
@@ -125,7 +129,7 @@ class UNetPlusPlusHead(BaseDecodeHead):
     def _check_level(self, level: Optional[int]) -> int:
         level = self.depth if level is None else level
         if not 1 <= level <= self.depth:
-            raise ValueError(f'UNetPlusPlusHead: prune level / head must be in 1..{self.depth}, got {level}')
+            raise BadConfigError(f'UNetPlusPlusHead: prune level / head must be in 1..{self.depth}, got {level}')
         return level
 
     def forward_nodes(self, inputs: List[torch.Tensor], level: Optional[int] = None) -> Dict[str, torch.Tensor]:

@@ -4,6 +4,8 @@ from typing import Optional
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
+from densedet.errors import BadConfigError
+
 from .utils import norm_cfg_for_dims
 
 
@@ -14,7 +16,7 @@ def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_
     ``norm_cfg`` defaults to BN (BN3d for ``spatial_dims=3``), ``act_cfg`` to ReLU.
     """
     if spatial_dims not in (2, 3):
-        raise ValueError(f'conv_block: spatial_dims must be 2 or 3, got {spatial_dims!r}')
+        raise BadConfigError(f'conv_block: spatial_dims must be 2 or 3, got {spatial_dims!r}')
     conv_cfg = dict(type=f'Conv{spatial_dims}d')
     norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
     act_cfg = act_cfg or dict(type='ReLU')

@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
+from densedet.errors import BadConfigError
+
 from ..utils import maybe_checkpoint
 from .utils import avg_pool_type, conv_type, max_pool_type, norm_cfg_for_dims
 
@@ -64,8 +66,8 @@ class DenseBlock(nn.Module):
         elif connectivity == 'chain':
             links = [[i] for i in range(n)]
         elif isinstance(connectivity, str) or len(connectivity) != n:
-            raise ValueError(f"DenseBlock connectivity must be 'dense', 'chain' or one list of links per layer, "
-                             f'got {connectivity!r}')
+            raise BadConfigError(f"DenseBlock connectivity must be 'dense', 'chain' or one list of links per layer, "
+                                 f'got {connectivity!r}')
         else:
             links = [list(link) for link in connectivity]
         if output == 'all':
@@ -73,7 +75,7 @@ class DenseBlock(nn.Module):
         elif output == 'new':
             output = list(range(1, n + 1))
         elif isinstance(output, str):
-            raise ValueError(f"DenseBlock output must be 'all', 'new' or a list of indices, got {output!r}")
+            raise BadConfigError(f"DenseBlock output must be 'all', 'new' or a list of indices, got {output!r}")
         for i, layer in enumerate(layers):
             self.add_module(layer_name.format(i + first_index), layer)
         self.links = links
@@ -200,7 +202,7 @@ class DenseTransition(nn.Sequential):
         elif pool == 'max':
             self.add_module('pool', max_pool_type(spatial_dims)(kernel_size=pool_size, stride=pool_size))
         elif pool is not None:
-            raise ValueError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")
+            raise BadConfigError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")
 
 
 def fc_dense_block(num_layers: int, in_channels: int, growth: int, output: str, drop_rate: float,

@@ -3,6 +3,8 @@ from typing import Optional
 
 import torch.nn as nn
 
+from densedet.errors import BadConfigError
+
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -12,7 +14,7 @@ _AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 def _pick(table, spatial_dims, what):
     if spatial_dims not in table:
-        raise ValueError(f'spatial_dims must be one of {sorted(table)} for {what}, got {spatial_dims!r}')
+        raise BadConfigError(f'spatial_dims must be one of {sorted(table)} for {what}, got {spatial_dims!r}')
     return table[spatial_dims]
 
 

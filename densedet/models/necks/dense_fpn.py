@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
+from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MODELS
 
 FUSIONS = ('concat', 'weighted_sum')
@@ -46,7 +47,7 @@ class LevelFusion(nn.Module):
                  norm_cfg=None, act_cfg=None, eps: float = 1e-4):
         super().__init__()
         if fusion not in FUSIONS:
-            raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
+            raise BadConfigError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
         self.num_inputs = num_inputs
         self.channels = channels
         self.fusion = fusion
@@ -142,9 +143,9 @@ class DenseFPN(BaseModule):
         if not isinstance(in_channels, (list, tuple)):
             raise TypeError(f'in_channels must be a list of ints, got {in_channels!r}')
         if fusion not in FUSIONS:
-            raise ValueError(f'DenseFPN: fusion must be one of {FUSIONS}, got {fusion!r}')
+            raise BadConfigError(f'DenseFPN: fusion must be one of {FUSIONS}, got {fusion!r}')
         if num_repeats < 1:
-            raise ValueError(f'DenseFPN: num_repeats must be >= 1, got {num_repeats}')
+            raise BadConfigError(f'DenseFPN: num_repeats must be >= 1, got {num_repeats}')
         self.in_channels = list(in_channels)
         self.out_channels = out_channels
         self.num_ins = len(in_channels)
@@ -158,19 +159,19 @@ class DenseFPN(BaseModule):
         if end_level == -1 or end_level == self.num_ins - 1:
             self.backbone_end_level = self.num_ins
             if num_outs < self.num_ins - start_level:
-                raise ValueError(f'DenseFPN: num_outs={num_outs} is fewer than the {self.num_ins - start_level} '
-                                 f'input levels from start_level={start_level}')
+                raise BadConfigError(f'DenseFPN: num_outs={num_outs} is fewer than the {self.num_ins - start_level} '
+                                     f'input levels from start_level={start_level}')
         else:
             self.backbone_end_level = end_level + 1
             if not end_level < self.num_ins or num_outs != end_level - start_level + 1:
-                raise ValueError(f'DenseFPN: with end_level={end_level}, num_outs must be '
-                                 f'{end_level - start_level + 1} and end_level < {self.num_ins}')
+                raise BadConfigError(f'DenseFPN: with end_level={end_level}, num_outs must be '
+                                     f'{end_level - start_level + 1} and end_level < {self.num_ins}')
         self.start_level = start_level
         self.end_level = end_level
         if isinstance(add_extra_convs, str):
             if add_extra_convs not in ('on_input', 'on_lateral', 'on_output'):
-                raise ValueError(f'DenseFPN: add_extra_convs={add_extra_convs!r}; expected a bool or '
-                                 "'on_input' | 'on_lateral' | 'on_output'")
+                raise BadConfigError(f'DenseFPN: add_extra_convs={add_extra_convs!r}; expected a bool or '
+                                     "'on_input' | 'on_lateral' | 'on_output'")
         elif add_extra_convs:
             add_extra_convs = 'on_input'
         self.add_extra_convs = add_extra_convs
@@ -220,7 +221,7 @@ class DenseFPN(BaseModule):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple:
         if len(inputs) != self.num_ins:
-            raise ValueError(f'DenseFPN: expected {self.num_ins} input levels, got {len(inputs)}')
+            raise BadDataError(f'DenseFPN: expected {self.num_ins} input levels, got {len(inputs)}')
         laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
         feats = laterals
         for r in range(self.num_repeats):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.registry import MODELS as MMSEG_MODELS
 
+from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MODELS
 
 from ..layers import norm_cfg_for_dims
@@ -35,7 +36,7 @@ def slices_with_neighbours(volume: torch.Tensor, context: int = 1) -> torch.Tens
     """(N, 1, D, H, W) -> (N * D, 2 * context + 1, H, W): each slice with its ``context``
     neighbours on either side as channels, the edge slices repeated past the ends."""
     if volume.shape[1] != 1:
-        raise ValueError(f'H-DenseUNet reads single-channel volumes, got {volume.shape[1]} channels')
+        raise BadDataError(f'H-DenseUNet reads single-channel volumes, got {volume.shape[1]} channels')
     n, _, d, h, w = volume.shape
     padded = F.pad(volume, (0, 0, 0, 0, context, context), mode='replicate')[:, 0]
     stacks = torch.stack([padded[:, k:k + d] for k in range(2 * context + 1)], dim=2)  # N, D, 2c+1, H, W
@@ -84,6 +85,10 @@ class HDenseUNet(BaseVolumeSegmentor):
         losses / test_cfg / data_preprocessor: see :class:`BaseVolumeSegmentor`.
     """
 
+    #: the 3D decoder's unused classifier, in checkpoints written before it was removed: dropped by
+    #: name when such a checkpoint is loaded for evaluation (densedet.engine.checkpoint)
+    obsolete_checkpoint_keys = ('decoder3d.conv_seg.weight', 'decoder3d.conv_seg.bias')
+
     def __init__(self,
                  encoder2d: dict,
                  decoder2d: dict,
@@ -101,7 +106,7 @@ class HDenseUNet(BaseVolumeSegmentor):
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if stage not in STAGES:
-            raise ValueError(f'HDenseUNet: stage must be one of {STAGES}, got {stage!r}')
+            raise BadConfigError(f'HDenseUNet: stage must be one of {STAGES}, got {stage!r}')
         super().__init__(losses, data_preprocessor, train_cfg, test_cfg, init_cfg)
         self.encoder2d = MMSEG_MODELS.build(encoder2d)
         self.decoder2d = MMSEG_MODELS.build(decoder2d)
@@ -110,12 +115,12 @@ class HDenseUNet(BaseVolumeSegmentor):
         # HFF classifies the fused features: the 3D decoder's own classifier would be an unused
         # parameter (no gradient; DDP would need find_unused_parameters for it). Its init_cfg only
         # initialises that classifier (mmseg's Normal override on conv_seg).
-        self.decoder3d.conv_seg = None
+        self.decoder3d.conv_seg = None  # checkpoints written before its removal: obsolete_checkpoint_keys
         self.decoder3d.init_cfg = None
         width2d, width3d = self.decoder2d.channels, self.decoder3d.channels
         if width2d != width3d:
-            raise ValueError(f'HDenseUNet: HFF adds the 2D and 3D features, their widths must match '
-                             f'(decoder2d {width2d}, decoder3d {width3d})')
+            raise BadConfigError(f'HDenseUNet: HFF adds the 2D and 3D features, their widths must match '
+                                 f'(decoder2d {width2d}, decoder3d {width3d})')
         self.hff = HybridFeatureFusion(width2d, num_classes, hff_dropout)
         self.num_classes = num_classes
         self.stage = stage

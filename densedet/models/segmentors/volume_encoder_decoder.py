@@ -11,6 +11,7 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS as MMSEG_MODELS
 
+from densedet.errors import BadConfigError, DataKeyError
 from densedet.evaluation.postprocessing import keep_largest_component, largest_component_classes
 from densedet.registry import MODELS
 from densedet.structures import IGNORE_INDEX, VolumeDataSample
@@ -74,7 +75,7 @@ class BaseVolumeSegmentor(BaseModel):
     def _targets(data_samples: list) -> torch.Tensor:
         missing = [s.metainfo.get('case_id', i) for i, s in enumerate(data_samples) if 'gt_seg' not in s]
         if missing:
-            raise KeyError(f'training needs labels; cases {missing} have no gt_seg')
+            raise DataKeyError(f'training needs labels; cases {missing} have no gt_seg')
         return torch.stack([s.gt_seg for s in data_samples]).long()
 
     def compute_losses(self, logits: torch.Tensor, target: torch.Tensor, prefix: str = '',
@@ -107,7 +108,7 @@ class BaseVolumeSegmentor(BaseModel):
         roi = cfg.get('roi_size') or tuple(inputs.shape[2:])
         blend = cfg.get('blend', 'gaussian')
         if blend not in ('gaussian', 'constant'):
-            raise ValueError(f"test_cfg.blend must be 'gaussian' or 'constant', got {blend!r}")
+            raise BadConfigError(f"test_cfg.blend must be 'gaussian' or 'constant', got {blend!r}")
         return sliding_window_inference(inputs, tuple(roi), cfg.get('sw_batch_size', 1), self._window_predictor(),
                                         overlap=cfg.get('overlap', 0.5), mode=blend,
                                         sigma_scale=cfg.get('sigma_scale', 0.125))

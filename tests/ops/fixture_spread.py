@@ -1,0 +1,70 @@
+"""Measures how much the Mask R-CNN fixture of ``test_mmcv_ext.py`` moves when only the CPU kernels
+change: 1 vs 2 threads, oneDNN (mkldnn) on vs off. Another CPU model picks other kernels (vector
+width, blocking) in the same way; the test's tolerances are bounded from this spread.
+
+    .venv/bin/python tests/ops/fixture_spread.py
+
+Prints, per quantity (losses, gradient sums, boxes, scores), the largest relative difference of
+each variant from the default (1 thread, oneDNN on: how the fixture is computed).
+"""
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def spread(base: dict, other: dict) -> dict:
+    out = dict(losses=max(_rel(other['losses'][k], v) for k, v in base['losses'].items()),
+               grads=max(_rel(other['grads'][k], v) for k, v in base['grads'].items()))
+    worst_grad = max(base['grads'], key=lambda k: _rel(other['grads'][k], base['grads'][k]))
+    out['worst_grad'] = worst_grad
+    same_labels = all(p['labels'].tolist() == r['labels'].tolist()
+                      for p, r in zip(other['predictions'], base['predictions']))
+    out['labels_equal'] = same_labels
+    if same_labels:
+        out['boxes_abs'] = max(float((p['bboxes'] - r['bboxes']).abs().max())
+                               for p, r in zip(other['predictions'], base['predictions']))
+        out['scores_abs'] = max(float((p['scores'] - r['scores']).abs().max())
+                                for p, r in zip(other['predictions'], base['predictions']))
+        out['masks_equal'] = all(torch.equal(p['masks'], r['masks'])
+                                 for p, r in zip(other['predictions'], base['predictions']))
+    return out
+
+
+def ops_spread(base: dict, other: dict) -> dict:
+    """Largest abs difference of the RoIAlign outputs / input gradients and NMS detections."""
+    roi = max(float((o[k] - b[k]).abs().max()) for o, b in zip(other['roi_align'], base['roi_align'])
+              for k in ('out', 'grad') if b[k].numel())
+    nms = max(float((o['dets'] - b['dets']).abs().max()) for o, b in zip(other['nms'], base['nms'])
+              if b['dets'].numel())
+    keep = all(o['keep'].tolist() == b['keep'].tolist() for o, b in zip(other['nms'], base['nms']))
+    return dict(roi_align_abs=roi, nms_dets_abs=nms, nms_keep_equal=keep)
+
+
+def run(threads: int, onednn: bool) -> dict:
+    from mmcv_ops_reference import detector_case, nms_cases, roi_align_cases
+    torch.set_num_threads(threads)
+    with torch.backends.mkldnn.flags(enabled=onednn):
+        return dict(roi_align=roi_align_cases(), nms=nms_cases(), **detector_case())
+
+
+def main():
+    import logging
+
+    import densedet  # noqa: F401  (registers the models)
+    logging.disable(logging.INFO)  # init_weights reports every parameter
+    base = run(1, True)
+    for name, threads, onednn in (('2 threads', 2, True), ('oneDNN off', 1, False),
+                                  ('oneDNN off, 2 threads', 2, False)):
+        result = run(threads, onednn)
+        print(f'{name}: {spread(base, result)} {ops_spread(base, result)}')
+
+
+if __name__ == '__main__':
+    main()
