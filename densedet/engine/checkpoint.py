@@ -117,11 +117,26 @@ def unwrap_model(model):
     return model
 
 
+def _loadable_state(module, prefix: str = '') -> dict:
+    """The parameters and persistent buffers as mmengine's ``load_state_dict`` matches them: model
+    wrappers and test-time-augmentation models are looked through at every depth."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    if is_model_wrapper(module) or isinstance(module, BaseTTAModel):
+        module = module.module
+    state = {prefix + n: p for n, p in module._parameters.items() if p is not None}
+    state.update({prefix + n: b for n, b in module._buffers.items()
+                  if b is not None and n not in module._non_persistent_buffers_set})
+    for name, child in module._modules.items():
+        if child is not None:
+            state.update(_loadable_state(child, f'{prefix}{name}.'))
+    return state
+
+
 def state_dict_mismatch(model, state_dict) -> Tuple[List[str], List[str], List[Tuple[str, tuple, tuple]]]:
     """``(missing, unexpected, mismatched)`` keys of ``state_dict`` against ``model``; mismatched are
     ``(key, checkpoint shape, model shape)``. BatchNorm's ``num_batches_tracked`` may be missing (torch
     and mmengine fill it in)."""
-    own = model.state_dict()
+    own = _loadable_state(model)
     missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items()
@@ -167,7 +182,7 @@ def load_model_checkpoint(model, filename: str, map_location='cpu', config: Opti
     the counts and first keys, ``config`` and the config the checkpoint was trained with. Keys that a
     model lists in ``obsolete_checkpoint_keys`` (parts removed from it since older checkpoints were
     written) are dropped by name. Accepts mmengine's ``load_checkpoint`` arguments, so it can stand in
-    for it."""
+    for it; the checkpoint it returns always has ``state_dict`` and ``meta``."""
     from mmengine.logging import print_log
     from mmengine.runner.checkpoint import _load_checkpoint
     if checkpoint is None:
@@ -175,6 +190,9 @@ def load_model_checkpoint(model, filename: str, map_location='cpu', config: Opti
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not state_dict:
         raise BadCheckpointError(f'{filename}: holds no state dict (a {type(checkpoint).__name__})')
+    if state_dict is checkpoint:  # a bare state dict: mmseg's init_model reads checkpoint['meta']
+        checkpoint = dict(state_dict=state_dict)
+    checkpoint.setdefault('meta', {})
     state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
     target = unwrap_model(model)
     obsolete = [k for k in getattr(target, 'obsolete_checkpoint_keys', ()) if k in state_dict]
@@ -187,7 +205,8 @@ def load_model_checkpoint(model, filename: str, map_location='cpu', config: Opti
     if report:
         against = f' of {config}' if config else ''
         raise BadCheckpointError(f'{filename} does not fit the model{against}: {report}{_trained_with(checkpoint)}')
-    target.load_state_dict(state_dict, strict=False)  # num_batches_tracked may be absent
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    mmengine_checkpoint.load_state_dict(target, state_dict)  # it fits: loads silently
     return checkpoint
 
 

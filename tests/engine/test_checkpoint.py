@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import densedet  # noqa: F401  (registers the loaders)
@@ -119,22 +120,23 @@ def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path, no_trust):
     assert out.stdout.strip().splitlines()[-1] == '2.0'
 
 
+class ToyModel(BaseModel):
+    """One linear layer as an mmengine model (runner and test-time-augmentation tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.net(inputs)
+        return {'loss': out.pow(2).mean()} if mode == 'loss' else out
+
+
 def _runner(work_dir, by_epoch):
-    from mmengine.model import BaseModel
     from mmengine.runner import Runner
-
-    class Toy(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.net = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, data_samples=None, mode='tensor'):
-            out = self.net(inputs)
-            return {'loss': out.pow(2).mean()} if mode == 'loss' else out
-
     data = [dict(inputs=torch.randn(2)) for _ in range(4)]
     loop = dict(by_epoch=True, max_epochs=1) if by_epoch else dict(by_epoch=False, max_iters=1)
-    return Runner(model=Toy(), work_dir=str(work_dir), experiment_name=f'toy_{by_epoch}',
+    return Runner(model=ToyModel(), work_dir=str(work_dir), experiment_name=f'toy_{by_epoch}',
                   train_dataloader=dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
                                         batch_size=4, collate_fn=dict(type='default_collate')),
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=loop,
@@ -229,3 +231,37 @@ def test_safetensors_files_load_with_their_meta(tmp_path):
     loaded = load_checkpoint_file(path)
     assert loaded['state_dict']['w'].tolist() == [0, 1, 2] and loaded['meta'] == {'dataset_meta': {'classes': ['a']}}
     assert _load_checkpoint(path, map_location='cpu')['meta']['dataset_meta']['classes'] == ['a']
+
+
+def test_models_under_test_time_augmentation_load_through_their_module(tmp_path, capsys):
+    # tools/test.py --tta runs a BaseTTAModel whose keys are 'module.<name>'; checkpoints hold '<name>'
+    from mmengine.model import BaseTTAModel
+    from mmengine.runner.checkpoint import load_checkpoint
+
+    from densedet.engine.checkpoint import load_model_checkpoint
+
+    class TTA(BaseTTAModel):
+        def merge_preds(self, data_samples_list):
+            return data_samples_list
+
+    model = ToyModel()
+    tta = TTA(module=model)
+    path = tmp_path / 'net.pth'
+    torch.save({'state_dict': {k: v + 1 for k, v in model.state_dict().items()}}, path)
+    expected = model.net.weight.detach() + 1
+    load_model_checkpoint(tta, str(path))  # strict: it fits
+    assert torch.equal(model.net.weight, expected)
+    load_checkpoint(tta, str(path), map_location='cpu')  # partial path: fits, so nothing reported
+    assert 'partially' not in capsys.readouterr().out
+
+
+def test_a_bare_state_dict_predicts_through_mmsegs_init_model(tmp_path):
+    # mmseg's init_model reads checkpoint['meta'] unconditionally: converted weights have none
+    from densedet.apis import init_model
+    config = 'configs/demo/upernet_rdnet_ade20k_demo.py'
+    model = init_model(config)
+    path = tmp_path / 'bare.pth'
+    torch.save(model.state_dict(), path)
+    loaded = init_model(config, str(path))
+    key = 'decode_head.conv_seg.weight'
+    assert torch.equal(loaded.state_dict()[key], model.state_dict()[key])

@@ -231,6 +231,10 @@ def test_plan_preprocess_train_test_and_postprocess_through_the_tools(repo_root,
     assert 'liver: Dice' in log and 'tumour: Dice' in log
     decision = json.loads((out / 'postprocessing.json').read_text())
     assert decision['cases'] == [val_case] and set(decision['dice']) == {'1', '2'}
+    # printed in percent with two decimals, as the README quotes Dice
+    liver = decision['dice']['1']
+    assert (f"liver: Dice {100 * liver['without']:.2f} as predicted, {100 * liver['largest_component']:.2f} with "
+            'its largest component only') in log
 
 
 def test_hdenseunet_stages_chain_through_last_checkpoint(repo_root, msd_demo, tmp_path):
