@@ -1,8 +1,11 @@
-"""Fixes for the pinned stack (mmengine 0.10.7 on torch 2.14), applied on ``import densedet``.
+"""Fixes for the pinned stack (mmengine 0.10.7 on torch 2.14.1, mmcv 2.1.0; see
+requirements/constraints.txt), applied on ``import densedet``.
 
-Each fix is small, idempotent and tested in ``tests/test_compat.py``:
+Each fix is small, idempotent and tested in ``tests/test_compat.py``, which also runs the unpatched
+function it replaces (kept in :data:`ORIGINALS`) and fails once a pinned version no longer needs the
+fix (the upgrade that makes it obsolete):
 
-* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6; mmengine 0.10.7
+* [mmengine 0.10.7 + torch >= 2.6] ``torch.load`` defaults to ``weights_only=True`` since torch 2.6; mmengine 0.10.7
   does not pass the argument, so runner checkpoints (which pickle numpy scalars
   and ``HistoryBuffer`` objects next to the weights) no longer load: ``--resume``
   and ``load_from`` break; its http(s) loader (also behind ``torchvision://`` and
@@ -11,14 +14,14 @@ Each fix is small, idempotent and tested in ``tests/test_compat.py``:
   an allow-list of what checkpoints contain, no pickle code execution. Partial loading
   (``load_from`` for fine-tuning, ``init_cfg=dict(type='Pretrained')``) reports what did not fit
   in one line instead of mmengine's listing of every missing / unexpected key (26 KB for a
-  checkpoint of another model).
-* ``--launcher pytorch`` without CUDA: mmengine calls ``torch.cuda.set_device``,
+  checkpoint of another model): a choice of densedet's, not a version fix.
+* [mmengine 0.10.7, CPU-only machines] ``--launcher pytorch`` without CUDA: mmengine calls ``torch.cuda.set_device``,
   defaults to NCCL and gives DDP ``device_ids``. Without a CUDA device the process
   group uses gloo and DDP gets ``device_ids=None``; with CUDA nothing changes.
-* Checkpoints are written atomically: the runner's ``save_checkpoint`` writes local
+* [mmengine 0.10.7] Checkpoints are written atomically: the runner's ``save_checkpoint`` writes local
   files to ``NAME.tmp`` and renames, so a run killed while saving never leaves a
   truncated ``iter_N.pth`` for ``--resume`` to trip over.
-* ``AmpOptimWrapper`` asserts CUDA/NPU/MLU/MUSA. On a CPU-only machine it now
+* [mmengine 0.10.7, CPU-only machines] ``AmpOptimWrapper`` asserts CUDA/NPU/MLU/MUSA. On a CPU-only machine it now
   fails with one clear message that points to :class:`densedet.engine.CPUAmpOptimWrapper`
   (bf16 autocast), which ``tools/train.py --amp`` selects by itself.
 """
@@ -27,6 +30,8 @@ import os
 from densedet.errors import UnsupportedError
 
 _APPLIED = False
+#: the functions the fixes replaced, by name (tests/test_compat.py checks they still need fixing)
+ORIGINALS = {}
 
 
 def _has_accelerator() -> bool:
@@ -38,6 +43,9 @@ def _fix_checkpoint_loading():
     from mmengine.dist import get_dist_info
     from mmengine.runner import checkpoint as checkpoint_module
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    ORIGINALS.setdefault('load_from_local', CheckpointLoader._schemes[''])
+    ORIGINALS.setdefault('load_state_dict', checkpoint_module.load_state_dict)
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):
@@ -75,6 +83,7 @@ def _fix_atomic_checkpoint_save():
     original_save = runner_module.save_checkpoint
     if getattr(original_save, '_densedet_atomic', False):
         return
+    ORIGINALS['save_checkpoint'] = original_save
 
     def save_checkpoint(checkpoint, filename, *args, **kwargs):
         if '://' in str(filename):  # remote backends have their own semantics
@@ -92,7 +101,7 @@ def _fix_cpu_distributed():
     from mmengine.dist import utils as dist_utils
     from mmengine.model.wrappers import distributed as mm_ddp
 
-    original_init_dist = dist_utils._init_dist_pytorch
+    original_init_dist = ORIGINALS.setdefault('_init_dist_pytorch', dist_utils._init_dist_pytorch)
 
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
         if _has_accelerator():
@@ -121,7 +130,7 @@ def _fix_cpu_distributed():
 def _fix_amp_on_cpu():
     from mmengine.optim import AmpOptimWrapper
 
-    original_init = AmpOptimWrapper.__init__
+    original_init = ORIGINALS.setdefault('AmpOptimWrapper.__init__', AmpOptimWrapper.__init__)
 
     def __init__(self, *args, **kwargs):
         if not _has_accelerator():

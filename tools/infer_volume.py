@@ -8,13 +8,10 @@ voxel grid with its affine and header.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import densedet  # noqa: E402,F401
-from densedet.apis import inference_volume, init_volume_model  # noqa: E402
-from densedet.apis.cli import run_tool  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis import inference_volume, init_volume_model
+from densedet.apis.cli import run_tool
 
 
 def parse_args(argv=None):

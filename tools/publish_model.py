@@ -14,15 +14,12 @@ import hashlib
 import json
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.engine.checkpoint import load_checkpoint_file  # noqa: E402
-from densedet.errors import BadCheckpointError  # noqa: E402
+from densedet.apis.cli import run_tool
+from densedet.engine.checkpoint import load_checkpoint_file
+from densedet.errors import BadCheckpointError
 
 META_KEYS = ('epoch', 'iter', 'seed', 'experiment_name', 'time', 'mmengine_version', 'dataset_meta')
 

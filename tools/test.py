@@ -12,21 +12,17 @@ results (mmdet's ``DumpDetResults``).
 ``--show-dir``: per-image visualizations (prediction overlays), relative to the work dir.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402
-from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
-from densedet.apis.config import enable_test_amp, load_config, prepare_config, setup_test_outputs  # noqa: E402
-from densedet.apis.precision import inference_autocast  # noqa: E402
-from densedet.engine.checkpoint import load_strictly  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool
+from densedet.apis.compile import add_compile_arg, compile_model
+from densedet.apis.config import enable_test_amp, load_config, prepare_config, setup_test_outputs
+from densedet.apis.precision import inference_autocast
+from densedet.engine.checkpoint import load_strictly
 
 
 def parse_args(argv=None):

@@ -8,19 +8,20 @@ config's ``default_scope`` (``mmseg`` or ``mmdet``).
 """
 import argparse
 import logging
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis.cli import add_common_args, close_process_group, parse_common, run_tool  # noqa: E402  (registers densedet and applies the compat fixes)
-from densedet.apis.compile import add_compile_arg, compile_model  # noqa: E402
-from densedet.apis.config import enable_exact_resume, load_config, prepare_config  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis.cli import (  # (registers densedet and applies the compat fixes)
+    add_common_args,
+    close_process_group,
+    parse_common,
+    run_tool,
+)
+from densedet.apis.compile import add_compile_arg, compile_model
+from densedet.apis.config import enable_exact_resume, load_config, prepare_config
 
 
 def parse_args(argv=None):

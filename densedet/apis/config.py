@@ -130,9 +130,8 @@ def enable_test_amp(cfg: Config) -> bool:
 
 def is_volume_model(model_cfg: dict) -> bool:
     """Whether a config's ``model`` is one of densedet's volume segmentors (or a subclass)."""
-    from mmengine.registry import MODELS
-
     from densedet.models.segmentors import BaseVolumeSegmentor
+    from densedet.registry import MODELS
     model_type = model_cfg.get('type')
     cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
     return isinstance(cls, type) and issubclass(cls, BaseVolumeSegmentor)

@@ -27,7 +27,7 @@ from .precision import inference_autocast
 def init_volume_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
                       tta: bool = False):
     """Builds the config's volume segmentor, loads ``checkpoint`` and keeps the config (``model.cfg``)."""
-    from mmseg.registry import MODELS
+    from densedet.registry import MMSEG_MODELS as MODELS
     cfg = load_config(config) if isinstance(config, str) else config
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if not is_volume_model(cfg.model):

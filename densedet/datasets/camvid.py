@@ -15,7 +15,8 @@ which is mapped to mmseg's ignore value 255 on load (and so ignored by the loss 
 from typing import Dict, Optional, Sequence
 
 from mmseg.datasets import BaseSegDataset
-from mmseg.registry import DATASETS
+
+from densedet.registry import MMSEG_DATASETS as DATASETS
 
 
 @DATASETS.register_module()

@@ -26,9 +26,9 @@ from typing import Dict, List, Union
 
 import numpy as np
 from mmdet.datasets import CocoDataset
-from mmdet.registry import DATASETS
 
 from densedet.errors import BadDataError, DataNotFoundError
+from densedet.registry import MMDET_DATASETS as DATASETS
 
 
 def _first(ids: List, n: int = 5) -> str:

@@ -1,46 +1,23 @@
-"""Volumes preprocessed once, read as memory-mapped patches (the nnU-Net-class data path).
+"""Volumes preprocessed once (``densedet.preparation``, tools/data/preprocess_volumes.py), listed
+as a dataset: the stored layout (:func:`case_paths`), the raw files' fingerprints that tell a
+changed case (:func:`source_stat`) and :class:`PreprocessedVolumeDataset`.
 
-    python tools/data/plan_volumes.py CONFIG          # fingerprint -> plans.json + splits.json
-    python tools/data/preprocess_volumes.py CONFIG    # every labelled case -> out_dir/cases/
-
-A config's ``preprocess`` block says what to do::
-
-    preprocess = dict(
-        dataset=dict(type='MSDDataset', data_root='data/Task03_Liver'),   # the raw labelled cases
-        pipeline=[LoadVolumeFromFile, CropToNonzero, NormalizeFromPlans, ResampleSpacing],  # deterministic
-        out_dir='data/Task03_Liver_preprocessed', plans_file=..., divisor=(16, 16, 16), memory_gb=8)
-
-Each case is run through ``pipeline`` once and stored in ``out_dir/cases/`` as ``{case}_img.npy``
-(float32, ``(C, D, H, W)``), ``{case}_seg.npy`` (uint8 class indices), ``{case}_fg.npz`` (sampled
-voxel locations per foreground class, for oversampling) and ``{case}.json`` (the geometry: stored
-and original shape / spacing / affine, the non-zero box; the raw files' size and mtime; a stamp of
-the pipeline and plans). The JSON is written last and every file atomically, so a case whose JSON
-exists is complete; a rerun skips those, redoes cases whose raw files, pipeline or plans changed
-(saying so), and finishes cases a killed run left half-written.
-
-:class:`PreprocessedVolumeDataset` lists the stored cases; ``LoadPreprocessedPatch`` reads a patch
-of one through ``np.load(mmap_mode='r')``. Validation and test keep the raw dataset and the config's
-test pipeline, so metrics and written predictions stay on the original files.
+``LoadPreprocessedPatch`` reads a patch of a stored case through ``np.load(mmap_mode='r')``.
+Validation and test keep the raw dataset and the config's test pipeline, so metrics and written
+predictions stay on the original files.
 """
 import glob
-import hashlib
 import json
-import multiprocessing
 import os
 import os.path as osp
-import time
-import zlib
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
-from mmengine.registry import DATASETS
 
 from densedet.errors import BadConfigError, BadDataError, DataNotFoundError
+from densedet.registry import DATASETS
 
-from .planning import atomic_write, load_plans, write_json
 from .volume import VolumeDataset
-
-LOCATION_SAMPLES = 10000  # foreground voxels stored per class (at least 1 % of them when more)
 
 
 def source_stat(paths: Sequence[str]) -> List[list]:
@@ -53,162 +30,9 @@ def case_sources(item: dict) -> List[str]:
     return list(item['img_paths']) + ([item['seg_path']] if item.get('seg_path') else [])
 
 
-def pipeline_stamp(pipeline: Sequence[dict]) -> str:
-    """Hash of the preprocessing transforms and of the plans files they read."""
-    digest = hashlib.sha256(json.dumps(pipeline, sort_keys=True, default=str).encode())
-    for step in pipeline:
-        if step.get('plans_file'):
-            with open(step['plans_file'], 'rb') as f:
-                digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-def foreground_locations(seg: np.ndarray, num_classes: int, seed: int) -> dict:
-    """Per class 1..K-1: ``(n, 3)`` int32 voxel coordinates, a seeded sample of the class's voxels."""
-    rng = np.random.RandomState(seed)
-    out = {}
-    flat = seg.ravel()
-    for c in range(1, num_classes):
-        voxels = np.flatnonzero(flat == c)
-        keep = min(len(voxels), max(LOCATION_SAMPLES, int(np.ceil(0.01 * len(voxels)))))
-        if keep < len(voxels):
-            voxels = np.sort(rng.choice(voxels, keep, replace=False))
-        out[f'class_{c}'] = np.stack(np.unravel_index(voxels, seg.shape), axis=1).astype(np.int32)
-    return out
-
-
 def case_paths(out_dir: str, case_id: str) -> dict:
     base = osp.join(out_dir, 'cases', case_id)
     return dict(img=base + '_img.npy', seg=base + '_seg.npy', locations=base + '_fg.npz', properties=base + '.json')
-
-
-def case_status(item: dict, out_dir: str, stamp: str) -> Optional[str]:
-    """``None`` when the stored case is complete and current, else why it must be (re)done."""
-    paths = case_paths(out_dir, item['case_id'])
-    if not osp.isfile(paths['properties']):
-        return 'new' if not any(osp.exists(p) for p in paths.values()) else 'left half-written by an earlier run'
-    with open(paths['properties']) as f:
-        props = json.load(f)
-    missing = [osp.basename(p) for p in paths.values() if not osp.isfile(p)]
-    if missing:
-        return f'stored file(s) missing: {", ".join(missing)}'
-    if props.get('stamp') != stamp:
-        return 'the preprocessing pipeline or the plans changed'
-    changed = [old[0] for old, new in zip(props['sources'], source_stat(case_sources(item))) if old != new]
-    if changed or len(props['sources']) != len(case_sources(item)):
-        return f'raw file(s) changed since preprocessing (size / mtime): {", ".join(changed)}'
-    return None
-
-
-def preprocess_case(item: dict, pipeline: Sequence[dict], out_dir: str, stamp: str) -> dict:
-    """Runs ``pipeline`` on one raw case and stores it (atomic files, properties last)."""
-    from mmengine.dataset import Compose
-    start = time.perf_counter()
-    results = Compose(pipeline)(dict(item))
-    paths = case_paths(out_dir, item['case_id'])
-    img = np.ascontiguousarray(results['img'], dtype=np.float32)
-    atomic_write(paths['img'], lambda f: np.save(f, img))
-    seg = np.ascontiguousarray(results['gt_seg'], dtype=np.uint8)
-    atomic_write(paths['seg'], lambda f: np.save(f, seg))
-    locations = foreground_locations(seg, len(item['label_values']), zlib.crc32(item['case_id'].encode()))
-    atomic_write(paths['locations'], lambda f: np.savez(f, **locations))
-    props = dict(case_id=item['case_id'], stamp=stamp, sources=source_stat(case_sources(item)),
-                 shape=list(seg.shape), spacing=list(results['spacing']),
-                 affine=np.asarray(results['affine']).tolist(), ori_shape=list(results['ori_shape']),
-                 ori_spacing=list(results['ori_spacing']), ori_affine=np.asarray(results['ori_affine']).tolist(),
-                 nonzero_bbox=results.get('nonzero_bbox'),
-                 voxels_per_class=[int(n) for n in np.bincount(seg.ravel(), minlength=len(item['label_values']))])
-    write_json(props, paths['properties'])  # last: the case is complete (no timings: reruns give the same files)
-    return dict(props, seconds=time.perf_counter() - start)
-
-
-def raw_cases(dataset_cfg: dict) -> tuple:
-    """``(items, metainfo)``: the labelled cases of a raw volume dataset config (no pipeline run)."""
-    dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], split='train'))
-    return [dataset.get_data_info(i) for i in range(len(dataset))], dataset.metainfo
-
-
-def run_cases(func: Callable, items: Sequence[dict], workers: int, log: Callable = print) -> Iterable:
-    """``func(item)`` for each item, in ``workers`` processes (1: in this one), yielding results
-    as they finish with a progress line each."""
-    total, start = len(items), time.perf_counter()
-
-    def report(k, item, result, seconds):
-        log(f'[{k}/{total}] {item["case_id"]}: {seconds:.2f} s (elapsed {time.perf_counter() - start:.0f} s)')
-        return result
-
-    if workers <= 1:
-        for k, item in enumerate(items, 1):
-            t = time.perf_counter()
-            result = func(item)
-            yield report(k, item, result, time.perf_counter() - t)
-        return
-    with multiprocessing.get_context('fork').Pool(workers, initializer=_single_thread) as pool:
-        for k, (item, result, seconds) in enumerate(pool.imap_unordered(_Timed(func), items), 1):
-            yield report(k, item, result, seconds)
-
-
-def _single_thread():
-    import torch
-    torch.set_num_threads(1)
-
-
-class _Timed:
-
-    def __init__(self, func):
-        self.func = func
-
-    def __call__(self, item):
-        t = time.perf_counter()
-        return item, self.func(item), time.perf_counter() - t
-
-
-class _CaseJob:
-
-    def __init__(self, pipeline, out_dir, stamp):
-        self.pipeline, self.out_dir, self.stamp = pipeline, out_dir, stamp
-
-    def __call__(self, item):
-        return preprocess_case(item, self.pipeline, self.out_dir, self.stamp)
-
-
-def parse_shard(shard: Optional[str]) -> tuple:
-    if not shard:
-        return 0, 1
-    try:
-        index, count = (int(v) for v in shard.split('/'))
-    except ValueError:
-        raise BadConfigError(f'--shard must be I/N (e.g. 0/4), got {shard!r}') from None
-    if not (count >= 1 and 0 <= index < count):
-        raise BadConfigError(f'--shard {shard}: needs 0 <= I < N')
-    return index, count
-
-
-def preprocess_dataset(preprocess_cfg: dict, workers: int = 1, shard: Optional[str] = None,
-                       log: Callable = print) -> dict:
-    """Preprocesses the labelled cases of ``preprocess_cfg['dataset']`` (this shard's share) into
-    ``preprocess_cfg['out_dir']``; returns counts (``done``, ``skipped``, ``seconds``)."""
-    out_dir, pipeline = preprocess_cfg['out_dir'], [dict(t) for t in preprocess_cfg['pipeline']]
-    for step in pipeline:
-        if step.get('plans_file'):
-            load_plans(step['plans_file'])  # a missing plan fails here, before any worker starts
-    stamp = pipeline_stamp(pipeline)
-    items, metainfo = raw_cases(preprocess_cfg['dataset'])
-    index, count = parse_shard(shard)
-    items = items[index::count]
-    write_json(dict(classes=list(metainfo['classes']), label_values=list(metainfo['label_values']),
-                    modalities=list(metainfo['modalities']), stamp=stamp), osp.join(out_dir, 'dataset.json'))
-    todo = []
-    for item in items:
-        reason = case_status(item, out_dir, stamp)
-        if reason is not None:
-            if reason != 'new':
-                log(f'{item["case_id"]}: {reason}; preprocessing it again')
-            todo.append(item)
-    log(f'{len(todo)} of {len(items)} case(s) to preprocess into {out_dir}'
-        + (f' (shard {index}/{count})' if count > 1 else ''))
-    seconds = [p['seconds'] for p in run_cases(_CaseJob(pipeline, out_dir, stamp), todo, workers, log)]
-    return dict(done=len(todo), skipped=len(items) - len(todo), seconds=seconds)
 
 
 @DATASETS.register_module()

@@ -16,12 +16,10 @@ import re
 from typing import List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
-from mmengine.registry import DATASETS
 
 from densedet.errors import BadConfigError, BadDataError, ConfigKeyError, DataKeyError, DataNotFoundError
-from densedet.fileio import NIFTI_SUFFIXES
-
-from .planning import load_split
+from densedet.fileio import NIFTI_SUFFIXES, load_split
+from densedet.registry import DATASETS
 
 
 def _strip_nifti(name: str) -> str:

@@ -31,8 +31,9 @@ import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+from densedet.registry import HOOKS
 
 CHECKPOINT_KEY = 'random_states'
 

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-from mmengine.registry import METRICS
 
 from densedet.errors import BadDataError, DataKeyError
 from densedet.fileio import read_nifti, write_nifti
+from densedet.registry import METRICS
 from densedet.structures import IGNORE_INDEX
+from densedet.transforms import map_labels
 
 
 def dice_counts(pred: np.ndarray, label: np.ndarray, cls: int):
@@ -60,7 +61,6 @@ def original_label(sample: dict) -> Optional[np.ndarray]:
     if gt is not None and tuple(sample.get('img_shape', ())) == ori_shape:
         return gt[tuple(slice(0, s) for s in ori_shape)].cpu().numpy()
     if sample.get('seg_path'):
-        from densedet.transforms.volume import map_labels
         seg = read_nifti(sample['seg_path'], dtype=None, what=f'case {sample.get("case_id")!r} label')
         return map_labels(sample.get('case_id'), seg, sample.get('label_values'))
     return None

@@ -1,21 +1,22 @@
+"""Transforms densedet registers: a label / image check for mmseg pipelines and the volume path,
+split as mmseg splits its own (loading, intensity, spatial, formatting)."""
 from .checks import CheckSegSample
-from .volume import (
+from .volume_formatting import PackVolumeInputs
+from .volume_intensity import IntensityWindow, NormalizeFromPlans, ZScoreNormalize
+from .volume_loading import LoadPreprocessedPatch, LoadVolumeFromFile, map_labels
+from .volume_spatial import (
     CropToNonzero,
-    IntensityWindow,
-    LoadPreprocessedPatch,
-    LoadVolumeFromFile,
-    NormalizeFromPlans,
-    PackVolumeInputs,
     PadVolume,
     RandomFlip3D,
     RandomPatchCrop,
     RandomRot90,
     ResampleSpacing,
-    ZScoreNormalize,
+    nonzero_bbox,
+    resampled_affine,
 )
 
 __all__ = [
     'CheckSegSample', 'LoadVolumeFromFile', 'IntensityWindow', 'ZScoreNormalize', 'NormalizeFromPlans', 'CropToNonzero',
     'ResampleSpacing', 'RandomPatchCrop', 'LoadPreprocessedPatch', 'RandomFlip3D', 'RandomRot90', 'PadVolume',
-    'PackVolumeInputs'
+    'PackVolumeInputs', 'map_labels', 'nonzero_bbox', 'resampled_affine'
 ]

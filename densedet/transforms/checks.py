@@ -1,9 +1,9 @@
 """Input validation for segmentation samples: fail on the sample, naming its files."""
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmengine.registry import TRANSFORMS
 
 from densedet.errors import BadDataError, ConfigKeyError
+from densedet.registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()

@@ -2,7 +2,6 @@
 that need compiled mmcv) as one line and exit 1, the traceback behind --debug / DENSEDET_DEBUG=1;
 unexpected exceptions keep their traceback (densedet/apis/cli.py run_tool). Each tool is run with
 each kind of bad input the README's bad-input table lists for it."""
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -17,6 +16,8 @@ from densedet.apis.cli import run_tool, user_error_message
 from densedet.errors import BadCheckpointError, BadDataError, DataKeyError, DensedetError
 from densedet.fileio import read_nifti
 
+from scripts import load_script
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CFG = 'configs/demo/upernet_rdnet_ade20k_demo.py'
 VOL_CFG = 'configs/demo/denseunet3d_msd-liver_demo.py'
@@ -28,10 +29,7 @@ def _tool(repo_root, *args, env=None):
 
 
 def _main_of(tool):
-    spec = importlib.util.spec_from_file_location(f'_tool_{osp.basename(tool)[:-3]}', osp.join(ROOT, tool))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(tool).main
 
 
 @pytest.fixture
@@ -198,7 +196,7 @@ def test_config_checkpoint_and_input_errors_are_one_line(user_error, checkpoints
     assert message.startswith(f"case 'case_7' image file {bad_volume} cannot be read as NIfTI"), message
     assert 'None' not in message
     message = user_error('tools/data/plan_volumes.py', SEG_CFG)
-    assert message == f'{SEG_CFG} has no preprocess block (see densedet/datasets/preprocessed.py)'
+    assert message == f'{SEG_CFG} has no preprocess block (see densedet/preparation/preprocessing.py)'
 
 
 @pytest.mark.parametrize('shape, said', [(['128'], '--shape 128'), (['0', '128'], '--shape 0 128'),

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-ort = pytest.importorskip('onnxruntime')
+from densedet.apis import export_onnx, init_model
+from densedet.apis.onnx_export import MatrixAdaptiveAvgPool2d, _Preprocess, example_input, pad_pixel
 
-from densedet.apis import export_onnx, init_model  # noqa: E402
-from densedet.apis.onnx_export import MatrixAdaptiveAvgPool2d, _Preprocess, example_input, pad_pixel  # noqa: E402
+ort = pytest.importorskip('onnxruntime')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Logits of random-weight models reach ~10-100; float32 graphs reorder sums: 1e-3 absolute
@@ -93,12 +93,9 @@ def test_detector_exports_backbone_and_neck(tmp_path):
         np.testing.assert_allclose(o, e.numpy(), rtol=0, atol=ATOL)
         np.testing.assert_allclose(o, d.numpy(), rtol=0, atol=ATOL)
     # infer_onnx.py segments with a segmentor's logits: features are one line, not an IndexError
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_infer_onnx', osp.join(ROOT, 'tools', 'deploy', 'infer_onnx.py'))
-    infer_onnx = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(infer_onnx)
+    from scripts import load_script
     with pytest.raises(SystemExit) as exit_info:
-        infer_onnx.main([path, str(tmp_path)])
+        load_script('tools/deploy/infer_onnx.py').main([path, str(tmp_path)])
     assert str(exit_info.value.code) == (
         f"infer_onnx.py: error: {path} has outputs ['feat0', 'feat1', 'feat2', 'feat3', 'feat4'], not a "
         "segmentor's logits: a detector export holds only backbone + neck features (export_onnx.py), which this "

@@ -10,6 +10,8 @@ from mmengine.config import Config
 from densedet.apis import inference_volume, init_volume_model
 from densedet.apis.config import prepare_config
 
+from scripts import load_script
+
 
 @pytest.fixture(scope='module')
 def demo_checkpoint(tmp_path_factory, repo_root):
@@ -44,9 +46,7 @@ def test_real_nifti_file_keeps_shape_and_affine(demo_checkpoint, tmp_path):
 
 
 def test_cli_and_non_volume_config(demo_checkpoint, tmp_path, repo_root):
-    import sys
-    sys.path.insert(0, os.path.join(repo_root, 'tools'))
-    from infer_volume import main
+    main = load_script('tools/infer_volume.py').main
     from nibabel.testing import data_path
     cfg, ckpt = demo_checkpoint
     cfg_path = str(tmp_path / 'cfg.py')

@@ -1,12 +1,13 @@
 """CheckedCocoDataset: mmdet's COCO parsing plus one clear error or warning per bad annotation."""
 import json
-import os.path as osp
 import shutil
 
 import pytest
 from mmengine.registry import init_default_scope
 
 from densedet.datasets import CheckedCocoDataset
+
+from scripts import load_script
 
 CLASSES = ('disc', 'box', 'triangle')
 
@@ -115,9 +116,7 @@ def test_images_without_annotations_are_filtered_with_warning(coco_demo, tmp_pat
 
 
 def test_generator_is_deterministic(tmp_path):
-    import sys
-    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools', 'data'))
-    from make_demo_coco import generate
+    generate = load_script('tools/data/make_demo_coco.py').generate
     generate(str(tmp_path / 'a'), num_train=3, num_val=1, seed=5)
     generate(str(tmp_path / 'b'), num_train=3, num_val=1, seed=5)
     for rel in ('annotations/instances_train2017.json', 'train2017/000000000002.png', 'val2017/000000001001.png'):

@@ -1,4 +1,4 @@
-"""Plans, one-off preprocessing and memory-mapped patches (densedet/datasets/planning.py,
+"""Plans, one-off preprocessing and memory-mapped patches (densedet/preparation/,
 preprocessed.py, transforms LoadPreprocessedPatch / NormalizeFromPlans / CropToNonzero)."""
 import copy
 import hashlib
@@ -6,7 +6,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -15,17 +14,18 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from densedet.datasets import PreprocessedVolumeDataset
-from densedet.datasets.planning import (
+from densedet.fileio import load_plans, read_nifti, write_nifti
+from densedet.preparation import (
     fit_patch_size,
-    load_plans,
     make_plans,
     make_splits,
     plan_from_config,
+    preprocess_dataset,
     target_spacing,
 )
-from densedet.datasets.preprocessed import preprocess_dataset
-from densedet.fileio import read_nifti, write_nifti
 from densedet.transforms import LoadPreprocessedPatch
+
+from scripts import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -92,8 +92,7 @@ def test_splits_are_five_disjoint_seeded_folds():
 @pytest.fixture(scope='module')
 def task(tmp_path_factory, preprocessed_volume_config):
     """Six synthetic MSD-layout CT cases and the preprocessed demo config pointed at them."""
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'data'))
-    from make_demo_msd import generate
+    generate = load_script('tools/data/make_demo_msd.py').generate
     base = tmp_path_factory.mktemp('task')
     raw = generate(str(base / 'Task03_Liver'), num_train=6, num_test=1, seed=3)
     return raw, Config.fromfile(preprocessed_volume_config(raw, base / 'pre'))

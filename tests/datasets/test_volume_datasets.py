@@ -9,6 +9,8 @@ from mmengine.dataset import Compose
 
 from densedet.datasets import LiTSDataset, MSDDataset, NnUNetDataset
 
+from scripts import load_script
+
 LOAD = [dict(type='LoadVolumeFromFile'), dict(type='PackVolumeInputs')]
 
 
@@ -147,10 +149,7 @@ def test_loading_errors_name_the_case(tmp_path):
 
 
 def test_demo_generator_is_deterministic_and_anisotropic(tmp_path):
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                    'tools', 'data'))
-    from make_demo_msd import generate
+    generate = load_script('tools/data/make_demo_msd.py').generate
     generate(str(tmp_path / 'a'), num_train=2, num_test=1, seed=3)
     generate(str(tmp_path / 'b'), num_train=2, num_test=1, seed=3)
     for rel in ('dataset.json', 'imagesTr/liver_1.nii.gz', 'labelsTr/liver_1.nii.gz', 'imagesTs/liver_2.nii.gz'):

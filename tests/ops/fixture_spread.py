@@ -7,12 +7,8 @@ width, blocking) in the same way; the test's tolerances are bounded from this sp
 Prints, per quantity (losses, gradient sums, boxes, scores), the largest relative difference of
 each variant from the default (1 thread, oneDNN on: how the fixture is computed).
 """
-import os.path as osp
-import sys
 
 import torch
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 
 def _rel(a: float, b: float) -> float:

@@ -173,7 +173,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default=REFERENCE)
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     import densedet  # noqa: F401  (registers the models)
     from densedet.ops.mmcv_ext import backend
     if backend() != 'compiled':

@@ -97,6 +97,7 @@ def test_cuda_tensors_reach_torchvisions_cuda_kernels():
     if not torch.cuda.is_available():
         pytest.skip('no CUDA device')
     from mmcv.ops import nms, roi_align
+
     from mmcv_ops_reference import _roi_align_inputs
     feats, rois = _roi_align_inputs(torch.Generator().manual_seed(0))
     x = feats.cuda().requires_grad_(True)
@@ -172,6 +173,7 @@ def test_roi_align_reads_strided_inputs_by_their_strides():
     # mmcv's compiled kernel reads raw NCHW memory (the RDNet channels-last bug); torchvision's
     # reads by strides: a channels-last view gives the same features.
     from mmcv.ops import roi_align
+
     from mmcv_ops_reference import _roi_align_inputs
     feats, rois = _roi_align_inputs(torch.Generator().manual_seed(0))
     strided = feats.to(memory_format=torch.channels_last)

@@ -1,15 +1,17 @@
 import json
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools', 'analysis'))
+from scripts import load_script
 
-import benchmark  # noqa: E402
-import get_flops  # noqa: E402
-import plot_curves  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+benchmark = load_script('tools/analysis/benchmark.py')
+bench_backbone = load_script('tools/analysis/bench_backbone.py')
+bench_unetpp = load_script('tools/analysis/bench_unetpp.py')
+bench_volume = load_script('tools/analysis/bench_volume.py')
+get_flops = load_script('tools/analysis/get_flops.py')
+plot_curves = load_script('tools/analysis/plot_curves.py')
 
 
 def test_get_flops_counts_every_parameter():
@@ -33,23 +35,23 @@ def test_benchmark_worker_measures_each_model():
         pass
     for name in ('densedet', 'densedet-cp', 'reference'):
         Args.worker = name
-        res = benchmark.worker(Args)
+        res = bench_backbone.worker(Args)
         assert res['forward_s'] > 0 and res['train_s'] > 0 and res['saved_mib'] > 0
     Args.worker = 'densedet'
-    plain = benchmark.worker(Args)['saved_mib']
+    plain = bench_backbone.worker(Args)['saved_mib']
     Args.worker = 'densedet-cp'
-    assert benchmark.worker(Args)['saved_mib'] < 0.5 * plain
+    assert bench_backbone.worker(Args)['saved_mib'] < 0.5 * plain
 
 
 def test_benchmark_worker_in_bf16_channels_last_compiled():
     class Args(_WorkerArgs):
         worker, precision, channels_last, compile = 'densedet', 'bf16', True, 'eager'
-    res = benchmark.worker(Args)
+    res = bench_backbone.worker(Args)
     assert res['forward_s'] > 0 and res['train_s'] > 0
     Args.compile = None  # bf16 autocast keeps fewer bytes for backward than fp32
-    low = benchmark.worker(Args)['saved_mib']
+    low = bench_backbone.worker(Args)['saved_mib']
     Args.precision = 'fp32'
-    assert low < 0.8 * benchmark.worker(Args)['saved_mib']
+    assert low < 0.8 * bench_backbone.worker(Args)['saved_mib']
 
 
 def test_plot_curves_reads_scalars(tmp_path):
@@ -71,7 +73,7 @@ def test_benchmark_families_with_and_without_reference():
     for family, arch, name in (('densenet', '121', 'reference'), ('densenet', '121', 'densedet'),
                                ('hardnet', '39', 'densedet-cp')):
         Args.family, Args.arch, Args.worker = family, arch, name
-        assert benchmark.worker(Args)['train_s'] > 0
+        assert bench_backbone.worker(Args)['train_s'] > 0
 
 
 def test_benchmark_detector_worker_measures_both_detectors():
@@ -79,7 +81,7 @@ def test_benchmark_detector_worker_measures_both_detectors():
         family, arch, config, size, batch, threads, iters, detector = 'rdnet', 'tiny', None, 128, 1, 1, 1, True
     for name in ('rdnet', 'resnet50'):
         Args.worker = name
-        res = benchmark.worker(Args)
+        res = bench_backbone.worker(Args)
         assert res['model'] == name and res['forward_s'] > 0 and res['train_s'] > 0 and res['saved_mib'] > 0
 
 
@@ -98,19 +100,19 @@ def test_neck_complexity_counts_dense_fusion():
 
 
 def test_unetpp_pruning_benchmark_times_every_level():
-    res = benchmark.unetpp_pruning(size=32, threads=1, rounds=1, iters=1)
+    res = bench_unetpp.unetpp_pruning(size=32, threads=1, rounds=1, iters=1)
     assert list(res) == ['accurate (L4, 4 heads)', 'L4', 'L3', 'L2', 'L1'] and all(t > 0 for t in res.values())
 
 
 def test_volume_benchmark_times_both_stitchings_and_measures_memory():
-    res = benchmark.volume_inference('time', size=32, threads=1, iters=1, net='conv')
+    res = bench_volume.volume_inference('time', size=32, threads=1, iters=1, net='conv')
     assert res['densedet_s'] > 0 and res['monai_s'] > 0 and res['voxels'] == 16 * 32 * 32
-    assert benchmark.volume_inference('densedet', size=32, threads=1, iters=1, net='conv')['peak_mib'] >= 0
+    assert bench_volume.volume_inference('densedet', size=32, threads=1, iters=1, net='conv')['peak_mib'] >= 0
 
 
 def test_volume_data_benchmark_compares_the_nifti_and_preprocessed_paths(tmp_path, capsys):
     """benchmark.py --volume-data on two tiny cases (nnU-Net's part needs its own venv: not here)."""
-    import benchmark_volume_data
+    benchmark_volume_data = load_script('tools/analysis/benchmark_volume_data.py')
     report = benchmark_volume_data.main(['--size', '48', '--depth', '24', '--cases', '2', '--samples', '2',
                                          '--patch', '16', '32', '32', '--work-dir', str(tmp_path)])
     for path in ('nifti', 'preprocessed', 'preprocessed-load'):
@@ -145,9 +147,8 @@ def test_plot_curves_of_a_detection_run_picks_its_metric_and_epochs(tmp_path, mo
 
 
 def test_volume_benchmark_rejects_a_size_off_the_network_stride(monkeypatch, capsys):
-    monkeypatch.setattr(sys, 'argv', ['benchmark.py', '--volume', '--size', '48'])
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.main()
+        benchmark.main(['--volume', '--size', '48'])
     assert exit_info.value.code == 2
     assert '--size must be a multiple of 64' in capsys.readouterr().err
 
@@ -156,18 +157,18 @@ def test_benchmark_modes_parse_and_table(tmp_path, capsys):
     parser = benchmark.argparse.ArgumentParser()
     args = benchmark.argparse.Namespace(modes='fp32,bf16+cl,bf16+compile', compile=None, precision='fp32',
                                         channels_last=False)
-    modes = benchmark._parse_modes(args, parser)
+    modes = bench_backbone.parse_modes(args, parser)
     assert modes == {'fp32': ('fp32', False, None), 'bf16+cl': ('bf16', True, None),
                      'bf16+compile': ('bf16', False, 'inductor')}
     with pytest.raises(SystemExit):
-        benchmark._parse_modes(benchmark.argparse.Namespace(modes='int8', compile=None), parser)
+        bench_backbone.parse_modes(benchmark.argparse.Namespace(modes='int8', compile=None), parser)
     keys = ('forward_s', 'train_s', 'peak_mib', 'saved_mib')
     timing = {('densedet', 'fp32'): 0.4, ('convnext', 'fp32'): 0.2, ('densedet', 'bf16+cl'): 0.1,
               ('convnext', 'bf16+cl'): 0.1, ('densedet', 'bf16+compile'): 0.2, ('convnext', 'bf16+compile'): 0.1}
     results = {key: [dict(forward_s=t, train_s=2 * t, peak_mib=1, saved_mib=1)] for key, t in timing.items()}
     args = benchmark.argparse.Namespace(config='x.py', device='cpu', size=64, batch=2, threads=2, rounds=1,
                                         iters=1, json=str(tmp_path / 'r.json'))
-    benchmark._print_modes_table(args, ['densedet', 'convnext'], modes, results, keys)
+    bench_backbone.print_modes_table(args, ['densedet', 'convnext'], modes, results, keys)
     rows = {tuple(c.strip() for c in line.split('|')[1:3]): [c.strip() for c in line.split('|')[3:-1]]
             for line in capsys.readouterr().out.splitlines() if line.startswith('| densedet') or
             line.startswith('| convnext')}
@@ -180,19 +181,37 @@ def test_benchmark_modes_parse_and_table(tmp_path, capsys):
 
 def test_benchmark_builds_the_config_on_convnext(repo_root):
     config = os.path.join(repo_root, 'configs', 'upernet_rdnet_ade20k.py')
-    fn, model = benchmark._build('convnext', 'tiny', config)
+    fn, model = bench_backbone.build('convnext', 'tiny', config)
     model.eval()
     assert type(model.backbone).__name__ == 'TIMMBackbone'
-    with benchmark.torch.no_grad():
-        logits = fn(benchmark.torch.randn(1, 3, 64, 64))
+    with bench_backbone.torch.no_grad():
+        logits = fn(bench_backbone.torch.randn(1, 3, 64, 64))
     assert logits.shape == (1, 150, 16, 16)
 
 
 def test_benchmark_profile_splits_depthwise_from_other_convolutions():
-    torch = benchmark.torch
+    torch = bench_backbone.torch
     depthwise, pointwise = torch.nn.Conv2d(8, 8, 7, padding=3, groups=8), torch.nn.Conv2d(8, 16, 1)
     x = torch.randn(1, 8, 32, 32, requires_grad=True)
-    shares = benchmark._op_shares(lambda: pointwise(depthwise(x)).sum().backward(), top=50)
+    shares = bench_backbone.op_shares(lambda: pointwise(depthwise(x)).sum().backward(), top=50)
     assert {'aten::mkldnn_convolution (depthwise)', 'aten::convolution_backward (depthwise)',
             'aten::convolution_backward (1x1)'} <= set(shares)
     assert 0.99 < sum(shares.values()) <= 1.0 + 1e-9
+
+
+def test_benchmark_runs_each_model_in_a_worker_process_and_reports(tmp_path, capsys):
+    # the whole path of a backbone run: parser, one worker process per model and round, table, JSON
+    out = tmp_path / 'r.json'
+    benchmark.main(['--arch', 'tiny', '--size', '32', '--batch', '1', '--rounds', '1', '--iters', '1', '--threads', '1',
+                    '--models', 'densedet,densedet-cp', '--json', str(out)])
+    report = json.loads(out.read_text())
+    assert set(report['summary']) == {'densedet', 'densedet-cp'} and report['args']['size'] == 32
+    assert all(report['summary'][m]['train_s'] > 0 for m in report['summary'])
+    assert '| densedet-cp |' in capsys.readouterr().out
+
+
+def test_benchmark_hands_volume_data_its_own_options(monkeypatch):
+    handed = []
+    monkeypatch.setattr(benchmark.benchmark_volume_data, 'main', lambda argv: handed.append(argv))
+    benchmark.main(['--size', '48', '--volume-data', '--cases', '2'])
+    assert handed == [['--size', '48', '--cases', '2']]

@@ -1,6 +1,5 @@
 """tools/convert/rdnet_official_to_densedet.py on a checkpoint written with the official key layout."""
 import os.path as osp
-import sys
 
 import pytest
 import timm
@@ -10,11 +9,12 @@ from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'convert'))
-from rdnet_official_to_densedet import main as convert_main  # noqa: E402
+from densedet.errors import BadCheckpointError
 
-from densedet.errors import BadCheckpointError  # noqa: E402
+from scripts import load_script
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+convert_main = load_script('tools/convert/rdnet_official_to_densedet.py').main
 
 
 def _official_checkpoint(path, model, stem_layout):

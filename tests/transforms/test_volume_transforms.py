@@ -14,8 +14,8 @@ from densedet.transforms import (
     RandomRot90,
     ResampleSpacing,
     ZScoreNormalize,
+    resampled_affine,
 )
-from densedet.transforms.volume import resampled_affine
 
 
 def results(shape=(8, 10, 12), channels=1, seed=0):
@@ -105,7 +105,7 @@ def test_pad_and_pack():
 
 def test_map_labels_lookup():
     from densedet.fileio import NiftiVolume
-    from densedet.transforms.volume import map_labels
+    from densedet.transforms import map_labels
     vol = lambda a: NiftiVolume(np.asarray(a), np.eye(4), None, 'seg.nii.gz')  # noqa: E731
     np.testing.assert_array_equal(map_labels('c', vol(np.array([[[0, 4, 1]]], np.int16)), [0, 1, 4]), [[[0, 2, 1]]])
     np.testing.assert_array_equal(map_labels('c', vol(np.array([[[-1, 3]]], np.int16)), [-1, 3]), [[[0, 1]]])

@@ -122,7 +122,6 @@ def main():
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, ROOT)
     import mmcv.ops  # noqa: F401
 
     import densedet  # noqa: F401  (registers RDNet)

@@ -37,7 +37,6 @@ import time
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
 DATASET = 'Dataset501_BenchLiver'
 
@@ -224,8 +223,7 @@ def run(args) -> dict:
     # (b) densedet: plan + preprocess (one process), timed per case
     import shutil
 
-    from densedet.datasets.planning import plan_from_config
-    from densedet.datasets.preprocessed import preprocess_dataset
+    from densedet.preparation import plan_from_config, preprocess_dataset
     shutil.rmtree(osp.join(work, 'densedet_pre'), ignore_errors=True)
     pre = _densedet_cfg(task, work)
     t = time.perf_counter()

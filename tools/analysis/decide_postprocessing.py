@@ -11,20 +11,16 @@ improves are written to ``FILE`` (default ``PRED_DIR/postprocessing.json``), whi
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.registry import DATASETS
 
-from mmengine.registry import DATASETS  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.apis.config import load_config  # noqa: E402
-from densedet.datasets.planning import write_json  # noqa: E402
-from densedet.errors import DataNotFoundError  # noqa: E402
-from densedet.evaluation import decide_largest_component  # noqa: E402
-from densedet.fileio import read_nifti  # noqa: E402
-from densedet.transforms.volume import map_labels  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis.cli import run_tool
+from densedet.apis.config import load_config
+from densedet.errors import DataNotFoundError
+from densedet.evaluation import decide_largest_component
+from densedet.fileio import read_nifti, write_json
+from densedet.transforms import map_labels
 
 
 def main(argv=None):

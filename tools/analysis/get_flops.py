@@ -14,13 +14,9 @@ on their inference path (backbone + decode head); detectors on backbone + neck o
 (``extract_feat``: the RPN / RoI heads' cost depends on the number of proposals).
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-import torch  # noqa: E402
-from mmengine.analysis import get_model_complexity_info  # noqa: E402
+import torch
+from mmengine.analysis import get_model_complexity_info
 
 
 def complexity(model: torch.nn.Module, shape, forward=None) -> dict:

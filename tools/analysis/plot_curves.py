@@ -14,7 +14,7 @@ import os.path as osp
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def read_scalars(work_dir: str):

@@ -14,15 +14,12 @@ The file is written atomically (temporary file, then rename).
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import torch
 
-import torch  # noqa: E402
-
-from densedet.errors import BadCheckpointError  # noqa: E402
-from densedet.models.backbones.rdnet import convert_official_detseg_state_dict  # noqa: E402
-from densedet.models.utils import read_checkpoint  # noqa: E402
+from densedet.errors import BadCheckpointError
+from densedet.models.backbones.rdnet import convert_official_detseg_state_dict
+from densedet.models.utils import read_checkpoint
 
 
 def check_against_config(state_dict: dict, config: str) -> None:

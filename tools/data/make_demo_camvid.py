@@ -11,13 +11,10 @@ not photographs, just learnable in minutes. Output is identical for the same ``-
 import argparse
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from make_demo_ade20k import BUILDING, CAR, FLOOR, GRASS, PERSON, ROAD, SKY, TREE, WALL, make_scene  # noqa: E402
+from make_demo_ade20k import BUILDING, CAR, FLOOR, GRASS, PERSON, ROAD, SKY, TREE, WALL, make_scene
 
 VOID, POLE = 11, 2
 # ADE20K index -> CamVid index (sky 0, building 1, pole 2, road 3, sidewalk 4, tree 5, ..., car 8, pedestrian 9)

@@ -15,12 +15,10 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from densedet.fileio import write_nifti  # noqa: E402
+from densedet.fileio import write_nifti
 
 SHAPE_DHW = (24, 56, 56)  # slices, rows, columns
 

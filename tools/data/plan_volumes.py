@@ -8,21 +8,18 @@ Reads the config's ``preprocess`` block (raw ``dataset``, ``plans_file``, networ
 ``memory_gb``) and ``model``; writes ``plans_file`` and ``splits.json`` beside it. Without a
 config (a dataset root and type) there is no network, so the plans have no patch size. Every labelled
 case is read and checked (missing files, 4D images, affine mismatches, undeclared labels: one error
-naming the case). What the plans hold: densedet/datasets/planning.py.
+naming the case). What the plans hold: densedet/preparation/planning.py.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.config import Config
 
-from mmengine.config import Config  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.apis.config import load_config  # noqa: E402
-from densedet.datasets.planning import plan_from_config  # noqa: E402
-from densedet.errors import ConfigKeyError  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis.cli import run_tool
+from densedet.apis.config import load_config
+from densedet.errors import ConfigKeyError
+from densedet.preparation import plan_from_config
 
 
 def main(argv=None):
@@ -40,7 +37,7 @@ def main(argv=None):
     if args.config:
         cfg = load_config(args.config)
         if 'preprocess' not in cfg:
-            raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
+            raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/preparation/preprocessing.py)')
     else:
         cfg = Config(dict(preprocess=dict(dataset=dict(type=args.dataset_type, data_root=args.data_root),
                                           plans_file=args.out or osp.join(args.data_root, 'plans.json'))))

@@ -4,23 +4,18 @@
 
 Runs the config's ``preprocess.pipeline`` (e.g. load, crop to the non-zero box, normalise and
 resample as the plans say) on each case of ``preprocess.dataset`` and stores it under
-``preprocess.out_dir`` (layout: densedet/datasets/preprocessed.py). Resumable and crash-safe: files
+``preprocess.out_dir`` (layout: densedet/preparation/preprocessing.py). Resumable and crash-safe: files
 are written atomically, finished cases are skipped, cases whose raw files, pipeline or plans changed
 are redone with a message, cases a killed run left half-written are finished. ``--shard I/N``
 takes every N-th case from the I-th (e.g. a slurm array: ``--shard $SLURM_ARRAY_TASK_ID/N``).
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-
-import densedet  # noqa: E402,F401
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.apis.config import load_config  # noqa: E402
-from densedet.datasets.preprocessed import preprocess_dataset  # noqa: E402
-from densedet.errors import ConfigKeyError  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis.cli import run_tool
+from densedet.apis.config import load_config
+from densedet.errors import ConfigKeyError
+from densedet.preparation import preprocess_dataset
 
 
 def main(argv=None):
@@ -31,7 +26,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     if 'preprocess' not in cfg:
-        raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/datasets/preprocessed.py)')
+        raise ConfigKeyError(f'{args.config} has no preprocess block (see densedet/preparation/preprocessing.py)')
     stats = preprocess_dataset(cfg.preprocess.to_dict(), workers=args.workers, shard=args.shard)
     if stats['seconds']:
         s = sorted(stats['seconds'])

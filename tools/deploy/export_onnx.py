@@ -17,18 +17,15 @@ difference against PyTorch is printed (a ``--dynamic-size`` graph also at a seco
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import densedet  # noqa: E402,F401
-from densedet.apis import export_onnx, init_model  # noqa: E402
-from densedet.apis.cli import run_tool  # noqa: E402
-from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel  # noqa: E402
-from densedet.errors import BadConfigError  # noqa: E402
+import densedet  # noqa: F401
+from densedet.apis import export_onnx, init_model
+from densedet.apis.cli import run_tool
+from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel
+from densedet.errors import BadConfigError
 
 
 def compare_with_onnxruntime(model, wrapper, path, shape, seed=0):

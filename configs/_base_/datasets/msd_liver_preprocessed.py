@@ -1,4 +1,4 @@
-# MSD Task03_Liver on the preprocessed data path (densedet/datasets/preprocessed.py):
+# MSD Task03_Liver on the preprocessed data path (densedet/preparation/, densedet/datasets/preprocessed.py):
 #   python tools/data/plan_volumes.py CONFIG        # plans.json (spacing, CT normalisation) + splits.json
 #   python tools/data/preprocess_volumes.py CONFIG --workers 8
 # Training reads memory-mapped patches of fold `fold` (1/3 centred on foreground, flips, rot90);

@@ -14,7 +14,8 @@ from ..utils import freeze, load_pretrained_weights, set_norm_eval, validate_fro
 class DenseBackbone(BaseModule):
     """Base class of the densedet backbones (mmseg/mmdet conventions outside, timm inside).
 
-    ``__init__`` takes and checks the arguments every family shares: ``arch`` (a name of
+    ``__init__`` takes and checks the arguments every family shares, by keyword only (ten of them:
+    passed by position, one added or reordered would silently shift the rest): ``arch`` (a name of
     :attr:`arch_settings`, an int for numbered archs, or a dict), ``out_indices``,
     ``frozen_stages``, ``output_stride`` (32, 16 or 8; 32 by default: no dilation; families without
     dilated variants keep 32),
@@ -33,6 +34,7 @@ class DenseBackbone(BaseModule):
     classifier_prefixes: Tuple[str, ...] = ()
 
     def __init__(self,
+                 *,
                  arch: Union[str, int, dict, None] = None,
                  out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
@@ -127,9 +129,17 @@ class DenseBackbone(BaseModule):
         groups = self.__dict__.get('_layer_groups')
         if groups is None:
             groups = self.__dict__['_layer_groups'] = self._layer_groups_from_feature_info()
-        if param_name not in groups:
-            raise ConfigKeyError(f'{type(self).__name__}: no parameter named {param_name!r}')
+        self._require_parameter(param_name)
         return groups[param_name]
+
+    def _require_parameter(self, param_name: str) -> None:
+        """The layer-group contract: a name that is not one of this backbone's parameters is an error
+        (a typo in a ``paramwise_cfg`` would otherwise get some group silently)."""
+        names = self.__dict__.get('_parameter_names')
+        if names is None:
+            names = self.__dict__['_parameter_names'] = frozenset(n for n, _ in self.named_parameters())
+        if param_name not in names:
+            raise ConfigKeyError(f'{type(self).__name__}: no parameter named {param_name!r}')
 
     def _layer_groups_from_feature_info(self) -> Dict[str, int]:
         prefixes = [info['module'] + '.' for info in self.feature_info]

@@ -68,8 +68,8 @@ class FCDenseNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(arch, out_indices, frozen_stages, norm_eval=norm_eval, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                         with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
+        super().__init__(arch=arch, out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
+                         norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
         arch = self.arch
         layers = tuple(arch['layers'])
         if len(layers) % 2 != 1 or len(layers) < 3:

@@ -124,8 +124,9 @@ class HarDNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(arch, out_indices, frozen_stages, output_stride, norm_eval, norm_cfg, act_cfg, with_cp,
-                         init_cfg, pretrained)
+        super().__init__(arch=arch, out_indices=out_indices, frozen_stages=frozen_stages,
+                         output_stride=output_stride, norm_eval=norm_eval, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                         with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
         arch = self.arch
         layer_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
 

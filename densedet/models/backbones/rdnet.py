@@ -132,7 +132,8 @@ class RDNet(DenseBackbone):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
-        super().__init__(arch, out_indices, frozen_stages, with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
+        super().__init__(arch=arch, out_indices=out_indices, frozen_stages=frozen_stages, with_cp=with_cp,
+                         init_cfg=init_cfg, pretrained=pretrained)
         arch = self.arch
         growth_rates, downsample = arch['growth_rates'], arch['downsample']
         num_stages = len(growth_rates)
@@ -188,7 +189,10 @@ class RDNet(DenseBackbone):
         return 1 + len(self.dense_stages)
 
     def layer_group_id(self, param_name: str) -> int:
-        """Stage-wise lr-decay group of a backbone parameter (0 = stem)."""
+        """Stage-wise lr-decay group of a backbone parameter (0 = stem; the official recipe's groups,
+        one per dense stage, finer than the base's one per level); unknown names are an error, as
+        in the base."""
+        self._require_parameter(param_name)
         if param_name.startswith('stem.'):
             return 0
         if param_name.startswith('dense_stages.'):

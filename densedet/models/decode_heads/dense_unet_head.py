@@ -16,9 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.registry import MODELS
 
 from densedet.errors import BadConfigError
+from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
@@ -27,7 +27,7 @@ from .utils import classifier_for_dims
 Scale = Union[int, Sequence[int]]
 
 
-@MODELS.register_module()
+@MMSEG_MODELS.register_module()
 class DenseUNetHead(BaseDecodeHead):
     """Additive-skip UNet decoder over a DenseNet encoder's outputs (finest first).
 

@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.registry import MODELS
 
 from densedet.errors import BadConfigError, BadDataError
+from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_transpose_type, fc_dense_block, kaiming_init_convs
 from ..utils import check_in_channels
@@ -26,7 +26,7 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.pad(x, pads)
 
 
-@MODELS.register_module()
+@MMSEG_MODELS.register_module()
 class FCDenseNetHead(BaseDecodeHead):
     """The Tiramisu upsampling path on multi-scale features (finest first, deepest last).
 

@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.registry import MODELS
 
 from densedet.errors import BadConfigError
+from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
 from ..losses import deep_supervision_losses
@@ -42,7 +42,7 @@ def match_size(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.pad(x, pad)
 
 
-@MODELS.register_module()
+@MMSEG_MODELS.register_module()
 class UNetPlusPlusHead(BaseDecodeHead):
     """UNet++ decoder on any backbone's multi-scale features (finest first).
 

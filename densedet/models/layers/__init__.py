@@ -5,7 +5,6 @@ from .norm import LayerNorm2d
 from .squeeze_excite import EffectiveSE
 from .utils import (
     avg_pool_type,
-    batch_norm_type,
     conv_transpose_type,
     conv_type,
     max_pool_type,
@@ -16,6 +15,6 @@ from .weight_init import kaiming_init_convs
 
 __all__ = [
     'conv_block', 'DenseBlock', 'DenseLayer', 'DenseTransition', 'fc_dense_block', 'harmonic_links',
-    'make_dense_layers', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type', 'batch_norm_type',
+    'make_dense_layers', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type',
     'max_pool_type', 'avg_pool_type', 'norm_cfg_for_dims', 'round_down_to_multiple', 'kaiming_init_convs'
 ]

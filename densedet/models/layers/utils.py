@@ -5,11 +5,11 @@ import torch.nn as nn
 
 from densedet.errors import BadConfigError
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
-_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-_AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+# images and volumes; norms come from mmcv's registry through norm_cfg_for_dims
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_MAXPOOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_AVGPOOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
 def _pick(table, spatial_dims, what):
@@ -24,10 +24,6 @@ def conv_type(spatial_dims: int):
 
 def conv_transpose_type(spatial_dims: int):
     return _pick(_CONV_T, spatial_dims, 'transposed convolution')
-
-
-def batch_norm_type(spatial_dims: int):
-    return _pick(_BN, spatial_dims, 'batch norm')
 
 
 def max_pool_type(spatial_dims: int):

@@ -20,10 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.errors import BadConfigError, BadDataError
-from densedet.registry import MODELS
+from densedet.registry import MMSEG_MODELS, MODELS
 
 from ..layers import norm_cfg_for_dims
 from ..utils import resize_logits

@@ -9,11 +9,10 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
-from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densedet.errors import BadConfigError, DataKeyError
 from densedet.evaluation.postprocessing import keep_largest_component, largest_component_classes
-from densedet.registry import MODELS
+from densedet.registry import MMSEG_MODELS, MODELS
 from densedet.structures import IGNORE_INDEX, VolumeDataSample
 
 from ..losses import deep_supervision_losses

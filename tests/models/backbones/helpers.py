@@ -15,18 +15,40 @@ def randomize_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _leaf_calls(model):
+    """A counter of leaf-module forward calls (and the hooks, to remove)."""
+    calls = [0]
+
+    def count(*_):
+        calls[0] += 1
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    return calls, hooks
+
+
 def assert_with_cp_matches_plain(cls, **kwargs):
-    """``with_cp=True`` gives the same outputs and the same gradients as the plain network."""
+    """``with_cp=True`` checkpoints (the backward pass runs parts of the forward again, which the
+    plain network never does) and gives the same outputs and the same gradients as the plain network."""
     torch.manual_seed(0)
     plain, ckpt = cls(**kwargs), cls(with_cp=True, **kwargs)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 64, 64)
-    outs_p, outs_c = plain(x), ckpt(x)
-    for a, b in zip(outs_p, outs_c):
-        torch.testing.assert_close(a, b)
-    sum(o.mean() for o in outs_p).backward()
-    sum(o.mean() for o in outs_c).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+    recomputed = {}
+    for name, model in (('plain', plain), ('with_cp', ckpt)):
+        calls, hooks = _leaf_calls(model)
+        outs = model(x)
+        forward_calls = calls[0]
+        sum(o.mean() for o in outs).backward()
+        recomputed[name] = calls[0] - forward_calls
+        for hook in hooks:
+            hook.remove()
+        if name == 'plain':
+            outs_p = outs
+        else:
+            for a, b in zip(outs_p, outs, strict=True):
+                torch.testing.assert_close(a, b)
+    assert recomputed['plain'] == 0 and recomputed['with_cp'] > 0, recomputed
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
         torch.testing.assert_close(p1.grad, p2.grad, msg=name)
 
 
@@ -59,7 +81,7 @@ def assert_matches_reference(cls, arch, ref, reference_features, head_prefix, tm
     with torch.no_grad():
         ours, theirs = model(x), reference_features(x)
     assert len(ours) == len(theirs) == 4
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     head = sum(p.numel() for n, p in ref.named_parameters() if n.startswith(head_prefix))
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters()) - head

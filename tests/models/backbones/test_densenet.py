@@ -1,9 +1,10 @@
 import pytest
 import torch
 import torchvision
-from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 from densedet.models.backbones import DenseNet
+
+from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
 
 CHANNELS = {'121': (256, 512, 1024, 1024), '169': (256, 512, 1280, 1664), '201': (256, 512, 1792, 1920),
             '161': (384, 768, 2112, 2208)}
@@ -35,7 +36,7 @@ def test_parity_with_torchvision(arch, tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ours, theirs = model(x), _torchvision_features(ref, x)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert tuple(o.shape[1] for o in ours) == CHANNELS[arch] == model.out_channels
     assert model.out_strides == (4, 8, 16, 32)
@@ -112,7 +113,7 @@ def test_stem_output_is_the_stride_two_activation():
         f = model.features
         stem = f.relu0(f.norm0(f.conv0(x)))
     assert model.out_channels == (64, 256, 512, 1024, 1024) and model.out_strides == (2, 4, 8, 16, 32)
-    assert torch.equal(outs[0], stem) and all(torch.equal(a, b) for a, b in zip(outs[1:], ref_outs))
+    assert torch.equal(outs[0], stem) and all(torch.equal(a, b) for a, b in zip(outs[1:], ref_outs, strict=True))
     frozen = DenseNet(arch='121', stem_output=True, frozen_stages=2)  # the stem level, then dense level 0
     assert not frozen.features.denseblock1.denselayer1.conv1.weight.requires_grad
     assert frozen.features.transition1.conv.weight.requires_grad

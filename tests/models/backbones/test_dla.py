@@ -1,6 +1,9 @@
 import pytest
 import timm
 import torch
+
+from densedet.models.backbones import DLA
+
 from helpers import (
     assert_matches_reference,
     assert_other_arch_rejected,
@@ -8,8 +11,6 @@ from helpers import (
     assert_with_cp_matches_plain,
     randomize_batch_norms,
 )
-
-from densedet.models.backbones import DLA
 
 CHANNELS = {'34': (64, 128, 256, 512), '60': (128, 256, 512, 1024), '102': (128, 256, 512, 1024)}
 

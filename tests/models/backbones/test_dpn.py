@@ -1,6 +1,9 @@
 import pytest
 import timm
 import torch
+
+from densedet.models.backbones import DPN
+
 from helpers import (
     assert_matches_reference,
     assert_other_arch_rejected,
@@ -8,8 +11,6 @@ from helpers import (
     assert_with_cp_matches_plain,
     randomize_batch_norms,
 )
-
-from densedet.models.backbones import DPN
 
 CHANNELS = {'68': (144, 320, 704, 832), '92': (336, 704, 1552, 2688), '98': (336, 768, 1728, 2688),
             '131': (352, 832, 1984, 2688)}

@@ -1,8 +1,9 @@
 import pytest
 import torch
-from helpers import assert_other_arch_rejected, assert_output_strides
 
 from densedet.models.backbones import HarDNet
+
+from helpers import assert_other_arch_rejected, assert_output_strides, assert_with_cp_matches_plain
 
 # Paper / official README: parameters with the 1000-class classifier.
 PAPER_PARAMS_M = {'68': 17.6, '85': 36.7}
@@ -121,14 +122,7 @@ def test_depthwise_variant_builds_official_ds_layout():
 
 
 def test_with_cp_frozen_and_norm_eval():
-    torch.manual_seed(0)
-    plain, ckpt = HarDNet(arch='39'), HarDNet(arch='39', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    sum(o.mean() for o in plain(x)).backward()
-    sum(o.mean() for o in ckpt(x)).backward()
-    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+    assert_with_cp_matches_plain(HarDNet, arch='39')
     model = HarDNet(arch='68', frozen_stages=1, norm_eval=True)
     model.train()
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}

@@ -1,10 +1,11 @@
 import pytest
 import timm
 import torch
-from helpers import assert_output_strides, assert_with_cp_matches_plain
 from safetensors.torch import save_file
 
 from densedet.models.backbones import RDNet
+
+from helpers import assert_output_strides, assert_with_cp_matches_plain
 
 ARCH_CHANNELS = {
     'tiny': (256, 440, 744, 1040),
@@ -38,7 +39,7 @@ def test_parity_with_timm(arch, tmp_path):
         ours = model(x)
         theirs = ref.forward_intermediates(x, intermediates_only=True)
     assert len(ours) == len(theirs) == 4
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     # Same network: backbone params == timm's minus its classifier head.

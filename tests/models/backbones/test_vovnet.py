@@ -1,5 +1,9 @@
 import pytest
 import torch
+from timm.models.vovnet import VovNet, model_cfgs
+
+from densedet.models.backbones import VoVNet
+
 from helpers import (
     assert_matches_reference,
     assert_other_arch_rejected,
@@ -7,9 +11,6 @@ from helpers import (
     assert_with_cp_matches_plain,
     randomize_batch_norms,
 )
-from timm.models.vovnet import VovNet, model_cfgs
-
-from densedet.models.backbones import VoVNet
 
 
 def _timm(arch):

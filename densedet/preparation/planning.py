@@ -1,6 +1,6 @@
 """Dataset fingerprint, plans and cross-validation splits of a volume task (nnU-Net's idea, own code).
 
-    from densedet.datasets.planning import plan_from_config
+    from densedet.preparation import plan_from_config
     plans = plan_from_config('configs/demo/denseunet3d_msd-liver_demo.py')   # writes plans.json
 
 **Fingerprint** (one pass over the labelled cases, :func:`fingerprint_case`): shape and spacing,
@@ -28,31 +28,21 @@ plans file instead of hard-coding spacing / window (hand-written values stay pos
 **Splits** (:func:`make_splits`): 5 folds over the sorted case ids, shuffled with a fixed seed, as
 ``[{"train": [...], "val": [...]}, ...]``; datasets select one with ``splits_file`` + ``fold``.
 """
-import json
-import os
 import os.path as osp
 import zlib
-from functools import lru_cache
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from densedet.errors import BadConfigError, BadDataError, DataKeyError, DataNotFoundError
+from densedet.errors import BadDataError
+from densedet.fileio import write_json
+from densedet.transforms import LoadVolumeFromFile, nonzero_bbox
+
+from .jobs import raw_cases, run_cases
 
 ANISOTROPY_THRESHOLD = 3
 FOREGROUND_SAMPLES = 10000  # intensities kept per case and channel (nnU-Net keeps 10k too)
 PLANS_VERSION = 1
-
-
-def nonzero_bbox(img: np.ndarray) -> List[List[int]]:
-    """``[[start, stop], ...]`` (D, H, W) of the voxels where any channel of ``(C, D, H, W)`` is
-    non-zero (the whole volume if none is)."""
-    mask = np.any(img != 0, axis=0)
-    box = []
-    for axis in range(3):
-        hits = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
-        box.append([int(hits[0]), int(hits[-1]) + 1] if len(hits) else [0, mask.shape[axis]])
-    return box
 
 
 def fingerprint_case(results: dict, seed: int) -> dict:
@@ -174,58 +164,9 @@ def make_splits(case_ids: Sequence[str], folds: int = 5, seed: int = 12345) -> L
                  val=sorted(ids[i] for i in parts[k])) for k in range(folds)]
 
 
-def atomic_write(path: str, write: Callable, mode: str = 'wb') -> str:
-    """``write(file)`` into a temporary file beside ``path``, then renamed to it: readers see the
-    old file or the whole new one, never a part."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, mode) as f:
-        write(f)
-    os.replace(tmp, path)
-    return path
-
-
-def write_json(obj, path: str) -> str:
-    """Atomic JSON write."""
-    return atomic_write(path, lambda f: json.dump(obj, f, indent=1), mode='w')
-
-
-@lru_cache(maxsize=16)
-def _load_json(path: str, mtime: float) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def load_plans(path: str) -> dict:
-    """A plans file, with one clear error when it is missing or not plans."""
-    if not osp.isfile(path):
-        raise DataNotFoundError(f'plans file {path} does not exist: run tools/data/plan_volumes.py CONFIG first')
-    try:
-        plans = _load_json(osp.abspath(path), osp.getmtime(path))
-    except json.JSONDecodeError as e:
-        raise BadDataError(f'{path} is not valid JSON: {e}') from e
-    for key in ('target_spacing', 'normalization'):
-        if key not in plans:
-            raise DataKeyError(f'{path}: key {key!r} is missing (not a densedet plans file?)')
-    return plans
-
-
-def load_split(path: str, fold: int, part: str) -> List[str]:
-    """The case ids of ``part`` ('train' / 'val') of ``fold`` in a splits file."""
-    if not osp.isfile(path):
-        raise DataNotFoundError(f'splits file {path} does not exist: tools/data/plan_volumes.py writes one')
-    splits = _load_json(osp.abspath(path), osp.getmtime(path))
-    if not 0 <= fold < len(splits):
-        raise BadConfigError(f'{path}: fold {fold} does not exist (folds 0..{len(splits) - 1})')
-    if part not in splits[fold]:
-        raise DataKeyError(f'{path}: fold {fold} has no {part!r} list')
-    return list(splits[fold][part])
-
-
 class _FingerprintJob:
 
     def __call__(self, item: dict) -> dict:
-        from densedet.transforms import LoadVolumeFromFile
         return fingerprint_case(LoadVolumeFromFile()(dict(item)), seed=zlib.crc32(item['case_id'].encode()))
 
 
@@ -236,7 +177,6 @@ def plan_from_config(cfg, workers: int = 1, memory_gb: Optional[float] = None, l
     (``model``; its total stride ``preprocess.divisor``, default the data preprocessor's
     ``size_divisor``), training batch size and ``preprocess.memory_gb`` (or ``memory_gb``);
     ``network=False`` plans without a patch size (no network is built)."""
-    from .preprocessed import raw_cases, run_cases
     pre = cfg['preprocess']
     items, metainfo = raw_cases(pre['dataset'])
     fingerprints = sorted(run_cases(_FingerprintJob(), items, workers, log), key=lambda f: f['case_id'])
