@@ -10,8 +10,8 @@ graph breaks, tests/apis/test_compile.py).
 from typing import List
 
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 
+from densedet.engine.wrappers import unwrap_model
 from densedet.errors import BadConfigError
 
 COMPILED_PARTS = ('backbone', 'neck', 'encoder2d', 'encoder3d')
@@ -28,8 +28,7 @@ def compile_model(model: nn.Module, backend: str = 'inductor', inference: bool =
     with gradients enabled (training) are not frozen. Weights loaded after the first call are not
     seen by a frozen graph: load the checkpoint first (tools/test.py does).
     """
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     if inference and backend == 'inductor':
         freeze_inference_graphs()
     compiled = []

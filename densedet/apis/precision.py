@@ -7,6 +7,8 @@ import contextlib
 
 import torch
 
+from densedet.engine.wrappers import unwrap_model
+
 
 def autocast_dtype(device_type: str) -> torch.dtype:
     return torch.bfloat16 if device_type == 'cpu' else torch.float16
@@ -25,8 +27,7 @@ def inference_autocast(model_or_device, enabled: bool = True):
     if isinstance(model_or_device, torch.nn.Module):
         param = next(model_or_device.parameters(), None)
         device = param.device if param is not None else torch.device('cpu')
-        from mmengine.model import is_model_wrapper
-        model = model_or_device.module if is_model_wrapper(model_or_device) else model_or_device
+        model = unwrap_model(model_or_device)
         if _is_detector(model):
             return _feature_autocast(model, device)
     else:

@@ -35,6 +35,8 @@ import torch
 
 from densedet.errors import BadCheckpointError, DataNotFoundError, UnsafeCheckpointError
 
+from .wrappers import is_wrapper, unwrap_model
+
 __all__ = ['TRUST_ENV', 'UnsafeCheckpointError', 'checkpoint_safe_globals', 'load_checkpoint_file',
            'load_model_checkpoint', 'safe_load', 'state_dict_mismatch', 'summarize_mismatch', 'trusted']
 
@@ -109,19 +111,10 @@ def load_checkpoint_file(filename, map_location=None):
     return safe_load(torch.load, filename, map_location=map_location)
 
 
-def unwrap_model(model):
-    """The model whose keys a checkpoint holds: inside DDP-style wrappers and test-time augmentation."""
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
-    return model
-
-
 def _loadable_state(module, prefix: str = '') -> dict:
     """The parameters and persistent buffers as mmengine's ``load_state_dict`` matches them: model
     wrappers and test-time-augmentation models are looked through at every depth."""
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    if is_model_wrapper(module) or isinstance(module, BaseTTAModel):
+    if is_wrapper(module):
         module = module.module
     state = {prefix + n: p for n, p in module._parameters.items() if p is not None}
     state.update({prefix + n: b for n, b in module._buffers.items()

@@ -3,11 +3,12 @@ from typing import List
 
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 
 from densedet.errors import BadConfigError
 from densedet.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+from .wrappers import unwrap_model
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -30,8 +31,7 @@ class DenseLayerDecayConstructor(DefaultOptimWrapperConstructor):
     """
 
     def add_params(self, params: List[dict], module: nn.Module, **kwargs) -> None:
-        if is_model_wrapper(module):
-            module = module.module
+        module = unwrap_model(module)
         decay_rate = self.paramwise_cfg.get('decay_rate', 1.0)
         decay_type = self.paramwise_cfg.get('decay_type', 'stage_wise')
         if decay_type != 'stage_wise':

@@ -51,6 +51,11 @@ def test_compile_model_in_place_keeps_parameter_names(repo_root):
     torch.testing.assert_close(out, expected)
     with pytest.raises(ValueError, match='none of'):
         compile_model(torch.nn.Linear(2, 2))
+    # tools/test.py --tta --compile: the segmentor inside the test-time-augmentation model
+    from mmseg.models import SegTTAModel
+    tta_model = init_model(os.path.join(repo_root, 'configs/demo/upernet_rdnet_ade20k_demo.py'))
+    assert compile_model(SegTTAModel(module=tta_model), backend='eager') == ['backbone']
+    assert tta_model.backbone._compiled_call_impl is not None  # nn.Module.compile() sets it
 
 
 @pytest.mark.parametrize('backend, inference, frozen', [('inductor', True, True), ('inductor', False, False),
