@@ -58,6 +58,10 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     model.kind = kind
     if getattr(model, 'dataset_meta', None) is None:  # mmseg sets it only from a checkpoint
         model.dataset_meta = {}
+    meta = model.dataset_meta
+    if kind == 'seg' and meta.get('classes') and not meta.get('palette'):
+        # converted checkpoints often carry classes only; mmseg's visualizer needs a colour each
+        meta['palette'] = np.random.RandomState(42).randint(0, 256, (len(meta['classes']), 3)).tolist()
     return model
 
 

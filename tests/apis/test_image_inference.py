@@ -92,3 +92,13 @@ def test_inputs_globs_and_missing_paths(tmp_path):
     assert collect_inputs(str(tmp_path / '*.png')) == [str(tmp_path / 'b.png')]
     with pytest.raises(FileNotFoundError, match='no input found at'):
         collect_inputs(str(tmp_path / 'missing' / '*.jpg'))
+
+
+def test_a_checkpoint_with_classes_but_no_palette_paints_overlays(repo_root, demo_data, tmp_path):
+    classes = tuple(f'c{i}' for i in range(150))
+    ckpt = _checkpoint(repo_root, SEG_CFG, tmp_path / 'seg.pth', dict(classes=classes))
+    model = init_model(osp.join(repo_root, SEG_CFG), ckpt)
+    assert len(model.dataset_meta['palette']) == 150  # a seeded colour per class
+    image = osp.join(demo_data, 'images', 'validation', 'ADE_demo_v_00000.jpg')
+    summary = segment_inputs(model, image, str(tmp_path / 'out'), progress=False)
+    assert summary['images'] == 1 and not summary['failed']
