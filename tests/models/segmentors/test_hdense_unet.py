@@ -111,3 +111,19 @@ def test_hybrid_loss_weights_the_2d_term():
     assert torch.allclose(model.loss(x, s)['2d.loss_ce'], 2 * half)
     with pytest.raises(ValueError, match='stage must be one of'):
         build(dict(copy.deepcopy(TINY), stage='3D'))
+
+
+def test_checkpoints_from_before_the_3d_classifier_was_removed_load_strictly(tmp_path):
+    # checkpoints written before the 3D decoder's unused classifier was removed hold its two keys:
+    # dropped by name (HDenseUNet.obsolete_checkpoint_keys); any other extra key is still refused
+    from densedet.engine.checkpoint import load_model_checkpoint
+    from densedet.errors import BadCheckpointError
+    model = tiny('hybrid')
+    old = dict(model.state_dict(), **{'decoder3d.conv_seg.weight': torch.zeros(3, 6, 1, 1, 1),
+                                      'decoder3d.conv_seg.bias': torch.zeros(3)})
+    path = tmp_path / 'old.pth'
+    torch.save({'state_dict': old}, path)
+    load_model_checkpoint(tiny('hybrid'), str(path))
+    torch.save({'state_dict': dict(old, **{'decoder3d.extra': torch.zeros(1)})}, path)
+    with pytest.raises(BadCheckpointError, match=r'1 unexpected \(decoder3d.extra\)'):
+        load_model_checkpoint(tiny('hybrid'), str(path))
