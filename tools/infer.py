@@ -20,6 +20,7 @@ import densedet  # noqa: F401
 from densedet.apis import init_model, segment_inputs
 from densedet.apis.cli import run_tool
 from densedet.apis.config import load_config
+from densedet.apis.image_inference import model_kind
 from densedet.errors import BadConfigError, BadInputError
 
 
@@ -43,9 +44,9 @@ def main(argv=None):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = init_model(cfg, args.checkpoint, device=args.device)
-    if model.kind == 'volume':
+    if model_kind(cfg) == 'volume':  # before its checkpoint is read
         raise BadConfigError(f'{args.config} is a volume config: use tools/infer_volume.py')
+    model = init_model(cfg, args.checkpoint, device=args.device)
     summary = segment_inputs(model, args.input, args.out_dir, opacity=args.opacity, score_thr=args.score_thr,
                              amp=args.amp)
     print(f"\n{summary['images']} images in {summary['seconds']:.1f} s ({summary['images_per_s']:.2f} images/s); "
