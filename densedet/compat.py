@@ -45,7 +45,6 @@ def _fix_checkpoint_loading():
     from mmengine.runner.checkpoint import CheckpointLoader
 
     ORIGINALS.setdefault('load_from_local', CheckpointLoader._schemes[''])
-    ORIGINALS.setdefault('load_state_dict', checkpoint_module.load_state_dict)
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):

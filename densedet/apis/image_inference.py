@@ -218,19 +218,18 @@ def segment_inputs(model, source: str, out_dir: str, opacity: float = 0.5, score
     palette = (model.dataset_meta or {}).get('palette')
     results, images, failed = [], [], []
     cat_ids, image_ids = coco_ids(model) if model.kind == 'det' else (None, {})
-    next_id = [max(image_ids.values(), default=-1) + 1]
+    next_id = max(image_ids.values(), default=-1) + 1  # for images the annotation file does not list
     done, start = 0, time.perf_counter()
 
     def predict_one(img_bgr, name, pred_path):
-        nonlocal done
+        nonlocal done, next_id
         sample = inference(model, img_bgr, amp=amp)
         if model.kind == 'seg':
             _label_map_png(sample, palette, pred_path)
         else:
             image_id = image_ids.get(name)
             if image_id is None:  # not in the dataset's annotation file: numbered after its ids
-                image_id = next_id[0]
-                next_id[0] += 1
+                image_id, next_id = next_id, next_id + 1
             images.append(dict(id=image_id, file_name=name, height=img_bgr.shape[0], width=img_bgr.shape[1]))
             results.extend(_coco_results(sample, image_id, score_thr, cat_ids))
         done += 1

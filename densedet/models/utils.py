@@ -37,13 +37,10 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     and returns the bare state dict (unwrapping ``state_dict`` / ``model`` / ``module``)."""
     if '://' not in path and not os.path.isfile(path):
         raise DataNotFoundError(f'checkpoint file not found: {path}')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        ckpt = load_file(path, device='cpu')
-    elif '://' in path:
+    if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    else:  # runner checkpoints pickle numpy / mmengine objects next to the weights: allow-listed
+    else:  # runner checkpoints (numpy / mmengine objects next to the weights: allow-listed), .safetensors
         from densedet.engine.checkpoint import load_checkpoint_file
         ckpt = load_checkpoint_file(path, map_location='cpu')
     if not isinstance(ckpt, dict):

@@ -28,10 +28,6 @@ def _tool(repo_root, *args, env=None):
                           env=dict(os.environ, **(env or {})))
 
 
-def _main_of(tool):
-    return load_script(tool).main
-
-
 @pytest.fixture
 def user_error(capfd, monkeypatch):
     """Runs a tool as its ``__main__`` does; returns its one error line after checking: exit status 1,
@@ -48,7 +44,7 @@ def user_error(capfd, monkeypatch):
                                  timeout=300)
             code, err = out.returncode, out.stderr
         else:
-            main = _main_of(tool)
+            main = load_script(tool).main
             monkeypatch.setattr(sys, 'argv', [tool])
             capfd.readouterr()
             with pytest.raises(SystemExit) as exit_info:
