@@ -1,11 +1,15 @@
 import os
+import os.path as osp
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import pytest
 import torch
 
 import densedet  # noqa: F401
+from densedet.apis.cli import run_tool
 
 from scripts import load_script
 
@@ -90,3 +94,35 @@ def preprocessed_volume_config():
         return path
 
     return make
+
+
+@pytest.fixture
+def user_error(capfd, monkeypatch):
+    """Runs a tool as its ``__main__`` does; returns its one error line after checking: exit status 1,
+    no traceback on stderr, the line is stderr's last. Tools that build an mmengine Runner run in a
+    subprocess (the runner's visualizer and logger are process-wide instances); the others run their
+    ``main`` in this process (faster)."""
+    monkeypatch.delenv('DENSEDET_DEBUG', raising=False)
+    monkeypatch.chdir(ROOT)
+
+    def run(tool, *args):
+        args = [str(a) for a in args]
+        if tool in ('tools/train.py', 'tools/test.py'):
+            out = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=300)
+            code, err = out.returncode, out.stderr
+        else:
+            main = load_script(tool).main
+            monkeypatch.setattr(sys, 'argv', [tool])
+            capfd.readouterr()
+            with pytest.raises(SystemExit) as exit_info:
+                run_tool(main, args)
+            code, err = exit_info.value.code, capfd.readouterr().err
+        assert code == 1, err[-3000:]
+        assert 'Traceback' not in err, err[-3000:]
+        line = err.strip().splitlines()[-1]
+        prefix = f'{osp.basename(tool)}: error: '
+        assert line.startswith(prefix) and line.endswith(' (--debug for the traceback)'), line
+        return line[len(prefix):-len(' (--debug for the traceback)')]
+
+    return run

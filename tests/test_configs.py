@@ -48,11 +48,19 @@ def det_samples(n, size, num_classes=80):
     return samples
 
 
-def volume_samples(n, size, num_classes):
+def volume_samples(n, size, num_classes, regions=None):
+    """``regions``: a config's ``{name: [label values]}`` (labels 0..max drawn, as the dataset's)."""
+    from densedet.datasets.volume import resolve_labels
     from densedet.structures import VolumeDataSample
+    meta = dict(img_shape=size, ori_shape=size)
+    if regions:
+        values = list(range(max(max(v) for v in regions.values()) + 1))
+        info = dict(label_values=values, classes=[str(v) for v in values])
+        meta['regions'] = resolve_labels(info, dict(regions=regions), 'test', 'config')['regions']
+        num_classes = len(values)
     samples = []
     for _ in range(n):
-        s = VolumeDataSample(metainfo=dict(img_shape=size, ori_shape=size))
+        s = VolumeDataSample(metainfo=meta)
         s.gt_seg = torch.randint(0, num_classes, size)
         samples.append(s)
     return samples
@@ -102,7 +110,8 @@ def test_config_builds_and_trains_one_step(path):
         size = (16, 64, 64)
         num_classes = cfg.model.get('num_classes') or cfg.model.decode_head.num_classes
         in_channels = 1 if cfg.model.type == 'HDenseUNet' else cfg.model.backbone.in_channels
-        inputs, samples = torch.randn(1, in_channels, *size), volume_samples(1, size, num_classes)
+        inputs = torch.randn(1, in_channels, *size)
+        samples = volume_samples(1, size, num_classes, cfg.val_dataloader.dataset.get('regions'))
     elif scope == 'mmdet':
         size = (128, 128)
         heads = cfg.model.roi_head.bbox_head

@@ -58,7 +58,8 @@ class PreprocessedVolumeDataset(VolumeDataset):
         with open(self.ann_file) as f:
             desc = json.load(f)
         return dict(classes=tuple(desc['classes']), label_values=desc['label_values'],
-                    modalities=tuple(desc['modalities']))
+                    modalities=tuple(desc['modalities']), ignore_value=desc.get('ignore_value'),
+                    regions=desc.get('regions'), regions_class_order=desc.get('regions_class_order'))
 
     def _list_cases(self) -> List[dict]:
         if self.split != 'train':

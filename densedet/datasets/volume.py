@@ -7,13 +7,25 @@ listed file is checked to exist when the dataset is built: a missing one is one
 ``FileNotFoundError`` naming the list it came from and the case.
 
 ``metainfo``: ``classes`` (names, background first), ``label_values`` (the integer each
-class has in the label files; mapped to 0..K-1 on load), ``modalities``.
+class has in the label files; mapped to 0..K-1 on load), ``modalities``, and the two kinds of
+label nnU-Net v2 adds:
+
+- ``ignore_value``: a label value for unannotated voxels (sparse annotation), mapped to 255 on
+  load and left out of losses and metrics (nnU-Net's ``"ignore"`` label);
+- ``regions``: overlapping regions, each a set of classes, trained with one sigmoid output each
+  (nnU-Net's region-based training, e.g. BraTS whole tumour / tumour core / enhancing tumour),
+  as ``[dict(name, labels=[class indices], order=class index painted at prediction)]``
+  (:mod:`densedet.structures.labels`).
+
+nnU-Net v2's ``dataset.json`` declares both (a list of values for a region, ``regions_class_order``,
+an ``"ignore"`` label); for any dataset the config can give them (``regions``, ``regions_class_order``,
+``ignore_label``, in label values).
 """
 import glob
 import json
 import os.path as osp
 import re
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
 
@@ -39,6 +51,10 @@ class VolumeDataset(BaseDataset):
         splits_file, fold, fold_part: instead of ``cases``, the ``fold_part`` (``'train'`` or
             ``'val'``) case ids of ``fold`` in a splits file (tools/data/plan_volumes.py writes
             5 seeded folds).
+        regions: ``{name: [label values]}`` trained as overlapping regions (one sigmoid output
+            each), painted back in ``regions_class_order`` (one label value per region; default
+            each region's largest value).
+        ignore_label: a label value that marks unannotated voxels (not a class).
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``pipeline``,
             ``test_mode``, ``indices``, ...).
     """
@@ -47,7 +63,9 @@ class VolumeDataset(BaseDataset):
     default_ann_file = ''
 
     def __init__(self, data_root: str, split: str = 'train', cases: Optional[Sequence[str]] = None,
-                 splits_file: Optional[str] = None, fold: Optional[int] = None, fold_part: str = 'train', **kwargs):
+                 splits_file: Optional[str] = None, fold: Optional[int] = None, fold_part: str = 'train',
+                 regions: Optional[Dict[str, Sequence[int]]] = None,
+                 regions_class_order: Optional[Sequence[int]] = None, ignore_label: Optional[int] = None, **kwargs):
         kwargs.setdefault('ann_file', self.default_ann_file)
         if split not in ('train', 'test'):
             raise BadConfigError(f"{type(self).__name__}: split must be 'train' or 'test', got {split!r}")
@@ -57,6 +75,7 @@ class VolumeDataset(BaseDataset):
             cases = load_split(splits_file, fold, fold_part)
         self.split = split
         self.cases = list(cases) if cases is not None else None
+        self.label_options = dict(regions=regions, regions_class_order=regions_class_order, ignore_value=ignore_label)
         kwargs.setdefault('serialize_data', False)
         super().__init__(data_root=data_root, **kwargs)
 
@@ -71,6 +90,7 @@ class VolumeDataset(BaseDataset):
         if not osp.isdir(self.data_root):
             raise DataNotFoundError(f'{type(self).__name__}: data_root {self.data_root!r} does not exist')
         info = self._describe()
+        info.update(resolve_labels(info, self.label_options, type(self).__name__, self.ann_file))
         self._metainfo.update(info)
         data_list = self._list_cases()
         if self.cases is not None:
@@ -84,6 +104,8 @@ class VolumeDataset(BaseDataset):
             item['label_values'] = list(info['label_values'])
             item['num_channels'] = len(info['modalities'])
             item['classes'] = tuple(info['classes'])
+            item['regions'] = info['regions']
+            item['ignore_value'] = info['ignore_value']
             for path in item['img_paths'] + ([item['seg_path']] if item.get('seg_path') else []):
                 if not osp.isfile(path):
                     raise DataNotFoundError(f'{type(self).__name__}: case {item["case_id"]!r} ({item["source"]}) '
@@ -91,6 +113,36 @@ class VolumeDataset(BaseDataset):
         if not data_list:
             raise BadDataError(f'{type(self).__name__}: no {self.split} cases found under {self.data_root}')
         return data_list
+
+
+def resolve_labels(info: dict, options: dict, owner: str, source: str) -> dict:
+    """``regions`` (index form) and ``ignore_value`` of a task from its description (``info``) and
+    the config's ``options`` (which win), checked against the declared labels."""
+    declared = [int(v) for v in info['label_values']]
+    named = dict(zip(declared, info['classes']))
+    ignore = options.get('ignore_value')
+    ignore = info.get('ignore_value') if ignore is None else int(ignore)
+    if ignore is not None and ignore in named:
+        raise BadConfigError(f'{owner}: the ignore label {ignore} collides with class {named[ignore]!r} of {source} '
+                             f'(labels {declared})')
+    regions = options.get('regions') or info.get('regions')
+    if not regions:
+        return dict(regions=None, ignore_value=ignore)
+    order = options.get('regions_class_order') if options.get('regions') else info.get('regions_class_order')
+    regions = {name: [int(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+               for name, values in regions.items()}
+    for name, values in regions.items():
+        bad = sorted(set(values) - set(declared))
+        if bad or 0 in values:
+            raise DataKeyError(f'{owner}: regions[{name!r}] names label values {bad or [0]}, not foreground labels of '
+                               f'{source} (labels {declared})')
+    order = [max(v) for v in regions.values()] if order is None else [int(v) for v in order]
+    if len(order) != len(regions) or not set(order) <= set(declared):
+        raise DataKeyError(f'{owner}: regions_class_order {order} needs one label value of {source} per region '
+                           f'({len(regions)} regions, labels {declared})')
+    index = {v: i for i, v in enumerate(declared)}
+    return dict(regions=[dict(name=name, labels=[index[v] for v in values], order=index[o])
+                         for (name, values), o in zip(regions.items(), order)], ignore_value=ignore)
 
 
 def _read_json(path: str, required: Sequence[str], kind: str) -> dict:
@@ -159,20 +211,34 @@ class NnUNetDataset(VolumeDataset):
     Layout: ``dataset.json`` (``channel_names`` index -> name, ``labels`` name -> int,
     ``file_ending``), ``imagesTr/{case}_{XXXX}{file_ending}`` (one file per channel),
     ``labelsTr/{case}{file_ending}``, ``imagesTs/``. Region-based labels (a list of ints per
-    name) are not supported.
+    name, with ``regions_class_order``) and an ``"ignore"`` label as nnU-Net v2 declares them.
     """
 
     default_ann_file = 'dataset.json'
 
     def _describe(self) -> dict:
         desc = self._desc = _read_json(self.ann_file, ('labels', 'channel_names'), 'nnU-Net v2')
-        bad = {k: v for k, v in desc['labels'].items() if not isinstance(v, int)}
-        if bad:
-            raise BadDataError(f'{self.ann_file}: labels {bad} are regions (lists); only integer labels are supported')
-        labels = sorted((v, k) for k, v in desc['labels'].items())
+        labels = dict(desc['labels'])
+        ignore = labels.pop('ignore', None)
+        for name, value in labels.items():
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise BadDataError(f'{self.ann_file}: labels[{name!r}] must be an integer or a list of integers '
+                                   f'(a region), got {value!r}')
+        if ignore is not None and not isinstance(ignore, int):
+            raise BadDataError(f'{self.ann_file}: labels["ignore"] must be an integer, got {ignore!r}')
+        names = {value: name for name, value in labels.items() if isinstance(value, int)}
+        names.update({value[0]: name for name, value in labels.items() if isinstance(value, list) and len(value) == 1})
+        values = sorted({v for value in labels.values() for v in (value if isinstance(value, list) else [value])})
         channels = [v for _, v in sorted((int(k), v) for k, v in desc['channel_names'].items())]
-        return dict(classes=tuple(n for _, n in labels), label_values=[v for v, _ in labels],
-                    modalities=tuple(channels))
+        info = dict(classes=tuple(names.get(v, f'label_{v}') for v in values), label_values=values,
+                    modalities=tuple(channels), ignore_value=ignore)
+        regions = {name: value for name, value in labels.items() if isinstance(value, list) or value != 0}
+        if any(isinstance(v, list) for v in labels.values()):  # region-based (nnU-Net: any list makes it so)
+            if 'regions_class_order' not in desc:
+                raise DataKeyError(f'{self.ann_file}: region labels need "regions_class_order"')
+            info.update(regions=regions, regions_class_order=desc['regions_class_order'])
+        return info
 
     def _list_cases(self) -> List[dict]:
         ending = self._desc.get('file_ending', '.nii.gz')

@@ -14,7 +14,7 @@ Rules for a class absent from a case (nnU-Net's for Dice):
   absent from some cases, as the LiTS "Dice global").
 """
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,14 +24,19 @@ from mmengine.logging import print_log
 from densedet.errors import BadDataError, DataKeyError
 from densedet.fileio import read_nifti, write_nifti
 from densedet.registry import METRICS
-from densedet.structures import IGNORE_INDEX
+from densedet.structures import IGNORE_INDEX, evaluation_targets
 from densedet.transforms import map_labels
 
 
-def dice_counts(pred: np.ndarray, label: np.ndarray, cls: int):
-    p, g = pred == cls, label == cls
+def dice_counts(pred: np.ndarray, label: np.ndarray, cls: Union[int, Sequence[int]]):
+    """``(tp, fp, fn)`` voxel counts of one class, or of a region (a set of classes)."""
+    p, g = _mask(pred, cls), _mask(label, cls)
     tp = int(np.count_nonzero(p & g))
     return tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(g)) - tp
+
+
+def _mask(label: np.ndarray, cls: Union[int, Sequence[int]]) -> np.ndarray:
+    return label == cls if isinstance(cls, (int, np.integer)) else np.isin(label, list(cls))
 
 
 def dice_from_counts(tp: int, fp: int, fn: int) -> float:
@@ -53,6 +58,20 @@ def hd95(pred_mask: np.ndarray, label_mask: np.ndarray, spacing: Sequence[float]
     return float(value.item())
 
 
+def score_case(pred: np.ndarray, label: np.ndarray, targets: Sequence[tuple], spacing: Sequence[float],
+               with_hd95: bool = True) -> dict:
+    """Dice counts and HD95 of each ``(name, class indices)`` target on one case (voxels labelled
+    ``IGNORE_INDEX`` count as neither foreground nor background)."""
+    valid = label != IGNORE_INDEX
+    if not valid.all():
+        pred, label = np.where(valid, pred, 0), np.where(valid, label, 0)
+    case = dict(names=[name for name, _ in targets], counts=[], hd95=[])
+    for _, members in targets:
+        case['counts'].append(dice_counts(pred, label, members))
+        case['hd95'].append(hd95(_mask(pred, members), _mask(label, members), spacing) if with_hd95 else float('nan'))
+    return case
+
+
 def original_label(sample: dict) -> Optional[np.ndarray]:
     """The case's label on its original grid: the packed ``gt_seg`` when the pipeline did not
     resample (padding cropped off), else the label file read again."""
@@ -62,7 +81,7 @@ def original_label(sample: dict) -> Optional[np.ndarray]:
         return gt[tuple(slice(0, s) for s in ori_shape)].cpu().numpy()
     if sample.get('seg_path'):
         seg = read_nifti(sample['seg_path'], dtype=None, what=f'case {sample.get("case_id")!r} label')
-        return map_labels(sample.get('case_id'), seg, sample.get('label_values'))
+        return map_labels(sample.get('case_id'), seg, sample.get('label_values'), sample.get('ignore_value'))
     return None
 
 
@@ -71,8 +90,9 @@ class VolumeMetric(BaseMetric):
     """Per-class Dice (mean over cases), global Dice and HD95 (mm) on the original voxel grid.
 
     Keys: ``Dice.<class>``, ``GlobalDice.<class>``, ``HD95.<class>`` for each foreground class
-    (or ``classes``), and their means ``mDice``, ``mGlobalDice``, ``mHD95`` (NaN entries
-    excluded). ``per_case`` also logs one line per case.
+    (or ``classes``; or each region when the samples carry the dataset's ``regions``: a region is
+    scored on the label maps as the union of its classes, as nnU-Net scores regions), and their
+    means ``mDice``, ``mGlobalDice``, ``mHD95`` (NaN entries excluded). ``per_case`` also logs one line per case.
 
     Args:
         classes: class indices to evaluate (default 1..K-1).
@@ -99,15 +119,10 @@ class VolumeMetric(BaseMetric):
                 raise BadDataError(f'VolumeMetric: case {sample.get("case_id")!r}: prediction {pred.shape} and label '
                                    f'{label.shape} differ in shape')
             names = sample.get('classes') or [str(c) for c in range(int(max(pred.max(), label.max())) + 1)]
-            classes = self.classes or list(range(1, len(names)))
+            targets = evaluation_targets(names, sample.get('regions'), self.classes)
             spacing = sample.get('ori_spacing') or (1.0, 1.0, 1.0)
-            valid = label != IGNORE_INDEX
-            pred = np.where(valid, pred, 0)
-            label = np.where(valid, label, 0)
-            case = dict(case_id=sample.get('case_id'), names=[names[c] for c in classes], counts=[], hd95=[])
-            for c in classes:
-                case['counts'].append(dice_counts(pred, label, c))
-                case['hd95'].append(hd95(pred == c, label == c, spacing) if self.with_hd95 else float('nan'))
+            case = score_case(pred, label, targets, spacing, self.with_hd95)
+            case['case_id'] = sample.get('case_id')
             self.results.append(case)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:

@@ -30,11 +30,22 @@ def load_plans(path: str) -> dict:
     return plans
 
 
-def load_split(path: str, fold: int, part: str) -> List[str]:
-    """The case ids of ``part`` ('train' / 'val') of ``fold`` in a splits file."""
+def load_splits(path: str) -> List[dict]:
+    """Every fold of a splits file (``[{"train": [...], "val": [...]}, ...]``)."""
     if not osp.isfile(path):
         raise DataNotFoundError(f'splits file {path} does not exist: tools/data/plan_volumes.py writes one')
-    splits = _load_json(osp.abspath(path), osp.getmtime(path))
+    try:
+        splits = _load_json(osp.abspath(path), osp.getmtime(path))
+    except json.JSONDecodeError as e:
+        raise BadDataError(f'{path} is not valid JSON: {e}') from e
+    if not isinstance(splits, list) or not splits:
+        raise BadDataError(f'{path}: expected a non-empty list of folds ({{"train": [...], "val": [...]}})')
+    return splits
+
+
+def load_split(path: str, fold: int, part: str) -> List[str]:
+    """The case ids of ``part`` ('train' / 'val') of ``fold`` in a splits file."""
+    splits = load_splits(path)
     if not 0 <= fold < len(splits):
         raise BadConfigError(f'{path}: fold {fold} does not exist (folds 0..{len(splits) - 1})')
     if part not in splits[fold]:

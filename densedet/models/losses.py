@@ -51,6 +51,8 @@ class SoftDiceLoss(_VolumeLoss):
     patches); the background class is left out unless ``include_background``.
 
     Works for (N, K, *spatial) logits of any dimensionality; ``loss_name`` is ``'loss_dice'``.
+    Given region targets (``(N, R, *spatial)``, 0 / 1 / ``ignore_index``: region-based training)
+    it is the sigmoid Dice of every region (nnU-Net's region loss; no background to leave out).
     """
 
     def __init__(self, include_background: bool = False, batch_dice: bool = True, smooth: float = 1e-5,
@@ -62,16 +64,22 @@ class SoftDiceLoss(_VolumeLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                 weight: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
-        probs = logits.float().softmax(dim=1)
-        valid = (target != ignore_index).unsqueeze(1)
-        onehot = F.one_hot(target.masked_fill(~valid[:, 0], 0).long(), logits.shape[1])
-        onehot = onehot.movedim(-1, 1).to(probs.dtype) * valid
+        regions = target.ndim == logits.ndim
+        if regions:
+            probs = logits.float().sigmoid()
+            valid = target != ignore_index
+            onehot = (target == 1).to(probs.dtype) * valid
+        else:
+            probs = logits.float().softmax(dim=1)
+            valid = (target != ignore_index).unsqueeze(1)
+            onehot = F.one_hot(target.masked_fill(~valid[:, 0], 0).long(), logits.shape[1])
+            onehot = onehot.movedim(-1, 1).to(probs.dtype) * valid
         probs = probs * valid
         dims = [0] + list(range(2, logits.ndim)) if self.batch_dice else list(range(2, logits.ndim))
         intersection = (probs * onehot).sum(dims)
         denominator = probs.sum(dims) + onehot.sum(dims)
         dice = (2 * intersection + self.smooth) / (denominator + self.smooth)
-        if not self.include_background:
+        if not self.include_background and not regions:
             dice = dice[..., 1:]
         return self.loss_weight * (1 - dice.mean())
 

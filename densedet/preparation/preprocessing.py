@@ -79,6 +79,15 @@ def case_status(item: dict, out_dir: str, stamp: str) -> Optional[str]:
     return None
 
 
+def label_kinds(metainfo: dict) -> dict:
+    """The task's ignore label and regions in label values (as a dataset.json declares them)."""
+    values = list(metainfo['label_values'])
+    regions = metainfo.get('regions') or []
+    return dict(ignore_value=metainfo.get('ignore_value'),
+                regions={r['name']: [values[i] for i in r['labels']] for r in regions} or None,
+                regions_class_order=[values[r['order']] for r in regions] or None)
+
+
 def preprocess_case(item: dict, pipeline: Sequence[dict], out_dir: str, stamp: str) -> dict:
     """Runs ``pipeline`` on one raw case and stores it (atomic files, properties last)."""
     from mmengine.dataset import Compose
@@ -123,7 +132,8 @@ def preprocess_dataset(preprocess_cfg: dict, workers: int = 1, shard: Optional[s
     index, count = parse_shard(shard)
     items = items[index::count]
     write_json(dict(classes=list(metainfo['classes']), label_values=list(metainfo['label_values']),
-                    modalities=list(metainfo['modalities']), stamp=stamp), osp.join(out_dir, 'dataset.json'))
+                    modalities=list(metainfo['modalities']), stamp=stamp, **label_kinds(metainfo)),
+               osp.join(out_dir, 'dataset.json'))
     todo = []
     for item in items:
         reason = case_status(item, out_dir, stamp)

@@ -16,7 +16,7 @@ class PackVolumeInputs(BaseTransform):
 
     DEFAULT_META_KEYS = ('case_id', 'img_paths', 'seg_path', 'classes', 'label_values', 'ori_shape', 'ori_spacing',
                          'ori_affine', 'affine', 'header', 'spacing', 'img_shape', 'pad_shape', 'crop_bbox',
-                         'flip_axes')
+                         'flip_axes', 'regions', 'ignore_value')
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS):
         self.meta_keys = tuple(meta_keys)

@@ -10,6 +10,7 @@ from mmcv.transforms import BaseTransform
 from densedet.errors import BadDataError
 from densedet.fileio import read_nifti
 from densedet.registry import TRANSFORMS
+from densedet.structures import IGNORE_INDEX
 
 from .volume_spatial import RandomPatchCrop, patch_start
 
@@ -64,12 +65,13 @@ class LoadVolumeFromFile(BaseTransform):
         if self.with_label and results.get('seg_path'):
             seg = read_nifti(results['seg_path'], dtype=None, what=f'case {case!r} label')
             self._check_geometry(case, first, seg, 'label')
-            results['gt_seg'] = map_labels(case, seg, results.get('label_values'))
+            results['gt_seg'] = map_labels(case, seg, results.get('label_values'), results.get('ignore_value'))
         return results
 
 
-def map_labels(case: str, seg, label_values: Optional[Sequence[int]]) -> np.ndarray:
-    """A label volume's values -> class indices 0..K-1 (uint8), checking they are declared.
+def map_labels(case: str, seg, label_values: Optional[Sequence[int]], ignore_value: Optional[int] = None) -> np.ndarray:
+    """A label volume's values -> class indices 0..K-1 (uint8), checking they are declared;
+    ``ignore_value`` (unannotated voxels) -> ``IGNORE_INDEX``.
 
     One pass through a lookup table (no sort of the whole volume: ``np.unique`` on a LiTS
     label takes seconds per sample); the values at fault are gathered only on error.
@@ -91,9 +93,11 @@ def map_labels(case: str, seg, label_values: Optional[Sequence[int]]) -> np.ndar
         for index, value in enumerate(declared):
             if base <= value <= hi:
                 lut[value - base] = index
+        if ignore_value is not None and base <= ignore_value <= hi:
+            lut[ignore_value - base] = IGNORE_INDEX
         mapped = lut[data] if base == 0 else lut[np.subtract(data, base, dtype=np.int64)]
     if mapped is None or (mapped == UNDECLARED).any():
-        outside = data[~np.isin(data, declared)]
+        outside = data[~np.isin(data, declared + ([ignore_value] if ignore_value is not None else []))]
         raise BadDataError(f'case {case!r}: label {seg.path} has values {sorted(np.unique(outside).tolist())} outside '
                            f'the declared labels {declared}')
     return mapped

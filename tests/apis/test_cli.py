@@ -16,8 +16,6 @@ from densedet.apis.cli import run_tool, user_error_message
 from densedet.errors import BadCheckpointError, BadDataError, DataKeyError, DensedetError
 from densedet.fileio import read_nifti
 
-from scripts import load_script
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CFG = 'configs/demo/upernet_rdnet_ade20k_demo.py'
 VOL_CFG = 'configs/demo/denseunet3d_msd-liver_demo.py'
@@ -26,38 +24,6 @@ VOL_CFG = 'configs/demo/denseunet3d_msd-liver_demo.py'
 def _tool(repo_root, *args, env=None):
     return subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, **(env or {})))
-
-
-@pytest.fixture
-def user_error(capfd, monkeypatch):
-    """Runs a tool as its ``__main__`` does; returns its one error line after checking: exit status 1,
-    no traceback on stderr, the line is stderr's last. Tools that build an mmengine Runner run in a
-    subprocess (the runner's visualizer and logger are process-wide instances); the others run their
-    ``main`` in this process (faster)."""
-    monkeypatch.delenv('DENSEDET_DEBUG', raising=False)
-    monkeypatch.chdir(ROOT)
-
-    def run(tool, *args):
-        args = [str(a) for a in args]
-        if tool in ('tools/train.py', 'tools/test.py'):
-            out = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True,
-                                 timeout=300)
-            code, err = out.returncode, out.stderr
-        else:
-            main = load_script(tool).main
-            monkeypatch.setattr(sys, 'argv', [tool])
-            capfd.readouterr()
-            with pytest.raises(SystemExit) as exit_info:
-                run_tool(main, args)
-            code, err = exit_info.value.code, capfd.readouterr().err
-        assert code == 1, err[-3000:]
-        assert 'Traceback' not in err, err[-3000:]
-        line = err.strip().splitlines()[-1]
-        prefix = f'{osp.basename(tool)}: error: '
-        assert line.startswith(prefix) and line.endswith(' (--debug for the traceback)'), line
-        return line[len(prefix):-len(' (--debug for the traceback)')]
-
-    return run
 
 
 def test_tools_print_one_line_for_bad_input_and_the_traceback_with_debug(repo_root):

@@ -169,7 +169,7 @@ def test_bad_dataset_json(msd_demo, tmp_path):
     (tmp_path / 'Task' / 'dataset.json').write_text('{"labels": ')
     with pytest.raises(ValueError, match='dataset.json is not valid JSON'):
         MSDDataset(data_root=root)
-    with pytest.raises(ValueError, match='regions'):
+    with pytest.raises(KeyError, match='region labels need "regions_class_order"'):
         nn = tmp_path / 'nn'
         save(nn / 'labelsTr' / 'a.nii.gz', blob())
         json.dump({'channel_names': {'0': 'CT'}, 'labels': {'background': 0, 'whole': [1, 2]}},

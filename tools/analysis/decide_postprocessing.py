@@ -40,7 +40,7 @@ def main(argv=None):
                                     '(run tools/test.py --out)')
         preds.append(map_labels(info['case_id'], read_nifti(path, dtype=None, what='prediction'), info['label_values']))
         gts.append(map_labels(info['case_id'], read_nifti(info['seg_path'], dtype=None, what='label'),
-                              info['label_values']))
+                              info['label_values'], info.get('ignore_value')))
     decision = decide_largest_component(preds, gts, len(dataset.metainfo['classes']))
     decision['cases'] = [dataset.get_data_info(i)['case_id'] for i in range(len(dataset))]
     out = args.out or osp.join(args.pred_dir, 'postprocessing.json')

@@ -1,7 +1,9 @@
 # MSD Task03_Liver on the preprocessed data path (densedet/preparation/, densedet/datasets/preprocessed.py):
 #   python tools/data/plan_volumes.py CONFIG        # plans.json (spacing, CT normalisation) + splits.json
 #   python tools/data/preprocess_volumes.py CONFIG --workers 8
-# Training reads memory-mapped patches of fold `fold` (1/3 centred on foreground, flips, rot90);
+# Training reads memory-mapped patches of fold `fold` (1/3 centred on foreground) with nnU-Net v2's
+# augmentation (densedet/transforms/volume_augmentation.py: rotation / scaling drawn on a larger
+# region and cropped, noise, blur, brightness, contrast, low resolution, gamma, mirroring);
 # validation and test read the original NIfTI files with the plans' normalisation and spacing, so
 # metrics and written predictions are on the files' own grid. The plans' patch size (printed by
 # plan_volumes.py, fitted to preprocess.memory_gb) can replace `patch_size` and the model's roi_size.
@@ -12,6 +14,11 @@ plans_file = preprocessed_root + '/plans.json'
 splits_file = preprocessed_root + '/splits.json'
 fold = 0
 patch_size = (48, 160, 160)
+# the region RandomSpatial3D rotates (up to 30 degrees per axis) and zooms out of:
+# densedet.transforms.spatial_input_size(patch_size, (30, 30, 30), 0.85), nnU-Net's rule (zooms
+# below 0.85 and rotations about several axes at once see some padding at the patch corners,
+# labelled ignore)
+load_size = (146, 260, 260)
 
 preprocess = dict(
     dataset=dict(type=dataset_type, data_root=data_root),
@@ -26,9 +33,17 @@ preprocess = dict(
     memory_gb=8)
 
 train_pipeline = [
-    dict(type='LoadPreprocessedPatch', patch_size=patch_size, fg_ratio=1 / 3),
+    dict(type='LoadPreprocessedPatch', patch_size=load_size, fg_ratio=1 / 3),
+    dict(type='RandomSpatial3D', patch_size=patch_size, rotation=(30, 30, 30), p_rotation=0.2, scale=(0.7, 1.4),
+         p_scale=0.2),
+    dict(type='RandomGaussianNoise', prob=0.1, variance=(0, 0.1)),
+    dict(type='RandomGaussianBlur', prob=0.2, sigma=(0.5, 1.0), prob_per_channel=0.5),
+    dict(type='RandomBrightness', prob=0.15, multiplier=(0.75, 1.25)),
+    dict(type='RandomContrast', prob=0.15, factor=(0.75, 1.25)),
+    dict(type='RandomLowResolution', prob=0.25, zoom=(0.5, 1.0), prob_per_channel=0.5),
+    dict(type='RandomGamma', prob=0.1, gamma=(0.7, 1.5), invert=True),
+    dict(type='RandomGamma', prob=0.3, gamma=(0.7, 1.5)),
     dict(type='RandomFlip3D', prob=0.5, axes=(0, 1, 2)),
-    dict(type='RandomRot90', prob=0.5, axes=(1, 2)),
     dict(type='PackVolumeInputs'),
 ]
 test_pipeline = [

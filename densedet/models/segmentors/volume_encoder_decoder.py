@@ -13,7 +13,7 @@ from mmengine.model import BaseModel
 from densedet.errors import BadConfigError, DataKeyError
 from densedet.evaluation.postprocessing import keep_largest_component, largest_component_classes
 from densedet.registry import MMSEG_MODELS, MODELS
-from densedet.structures import IGNORE_INDEX, VolumeDataSample
+from densedet.structures import IGNORE_INDEX, VolumeDataSample, labels_from_probabilities, region_masks
 
 from ..losses import deep_supervision_losses
 from ..utils import resize_logits
@@ -37,6 +37,10 @@ class BaseVolumeSegmentor(BaseModel):
             the unflipped pass), ``keep_logits`` (store ``seg_logits`` on the samples),
             ``largest_component`` (classes, or the JSON of tools/analysis/decide_postprocessing.py,
             reduced to their largest connected component after the argmax).
+
+    Region-based tasks (the samples carry the dataset's ``regions``): one output per region, the
+    losses see per-region 0 / 1 targets (sigmoid losses), and ``predict`` paints the regions above
+    0.5 in their ``order`` (:func:`densedet.structures.labels_from_probabilities`).
 
     ``predict`` returns labels on each case's *original* grid: the padding is cropped off and
     a resampled case's logits are resized back to ``ori_shape`` before the argmax.
@@ -76,6 +80,26 @@ class BaseVolumeSegmentor(BaseModel):
         if missing:
             raise DataKeyError(f'training needs labels; cases {missing} have no gt_seg')
         return torch.stack([s.gt_seg for s in data_samples]).long()
+
+    @staticmethod
+    def _check_regions(logits: torch.Tensor, regions: Optional[list]) -> None:
+        if regions and logits.shape[1] != len(regions):
+            names = ', '.join(r['name'] for r in regions)
+            raise BadConfigError(f'the dataset declares {len(regions)} regions ({names}) but the model has '
+                                 f'{logits.shape[1]} outputs: set decode_head.num_classes={len(regions)}')
+
+    def region_targets(self, logits: torch.Tensor, target: torch.Tensor, data_samples: list) -> torch.Tensor:
+        """Class indices, or per-region 0 / 1 / ignore maps ``(N, R, ...)`` when the samples carry the
+        dataset's ``regions`` (region-based training: sigmoid losses)."""
+        regions = data_samples[0].metainfo.get('regions')
+        if not regions:
+            return target
+        self._check_regions(logits, regions)
+        for loss in self.losses:
+            if type(loss).__name__ == 'CrossEntropyLoss' and not getattr(loss, 'use_sigmoid', False):
+                raise BadConfigError('region-based training needs sigmoid losses: CrossEntropyLoss(use_sigmoid=True, '
+                                     'avg_non_ignore=True) and/or SoftDiceLoss, not a softmax CrossEntropyLoss')
+        return region_masks(target, regions)
 
     def compute_losses(self, logits: torch.Tensor, target: torch.Tensor, prefix: str = '',
                        scale: float = 1.0) -> Dict[str, torch.Tensor]:
@@ -123,7 +147,12 @@ class BaseVolumeSegmentor(BaseModel):
             logits = logits[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
             ori_shape = tuple(sample.metainfo.get('ori_shape', shape))
             logits = resize_logits(logits, ori_shape)[0]
-            sample.pred_seg = logits.argmax(0)
+            regions = sample.metainfo.get('regions')
+            if regions:
+                self._check_regions(logits[None], regions)
+                sample.pred_seg = labels_from_probabilities(logits.sigmoid(), regions)
+            else:
+                sample.pred_seg = logits.argmax(0)
             if largest:
                 sample.pred_seg = keep_largest_component(sample.pred_seg, largest)
             if keep:
@@ -176,8 +205,8 @@ class VolumeEncoderDecoder(BaseVolumeSegmentor):
         return [resize_logits(o, inputs.shape[2:]) for o in outs]
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, torch.Tensor]:
-        target = self._targets(data_samples)
         outs = self.forward_train_logits(inputs)
+        target = self.region_targets(outs[0], self._targets(data_samples), data_samples)
         if len(outs) == 1:
             return self.compute_losses(outs[0], target)
         weights = getattr(self.decode_head, 'loss_weights', [1.0] * len(outs))
