@@ -140,10 +140,7 @@ class CrossValidation:
         self.name = name or osp.splitext(osp.basename(cfg.filename or 'config'))[0]
         self.splits_file, self.num_folds = fold_count(cfg)
         self.save_probabilities, self.tta, self.hd95, self.log = save_probabilities, tta, hd95, log
-        os.makedirs(work_dir, exist_ok=True)
         self.config_path = osp.join(work_dir, 'config.py')
-        if not osp.isfile(self.config_path):
-            cfg.dump(self.config_path)
 
     def fold_dir(self, fold: int) -> str:
         return osp.join(self.work_dir, f'fold_{fold}')
@@ -152,9 +149,13 @@ class CrossValidation:
         return osp.join(self.fold_dir(fold), 'fold_done.json')
 
     def run(self, folds: Optional[Sequence[int]] = None) -> None:
+        from mmengine.dist import is_main_process
         folds = list(range(self.num_folds)) if folds is None else [int(k) for k in folds]
         for fold in folds:  # every fold checked before any trains
             fold_config(self.cfg, fold)
+        if is_main_process():  # the config as run (what the recipe and --summarize-only read)
+            os.makedirs(self.work_dir, exist_ok=True)
+            self.cfg.dump(self.config_path)
         for fold in folds:
             self.run_fold(fold)
 

@@ -3,6 +3,7 @@ split as mmseg splits its own (loading, intensity, spatial, formatting), and nnU
 augmentation."""
 from .checks import CheckSegSample
 from .volume_augmentation import (
+    NnUNetAugmentation,
     RandomBrightness,
     RandomContrast,
     RandomGamma,
@@ -32,5 +33,5 @@ __all__ = [
     'ResampleSpacing', 'RandomPatchCrop', 'LoadPreprocessedPatch', 'RandomFlip3D', 'RandomRot90', 'PadVolume',
     'PackVolumeInputs', 'map_labels', 'nonzero_bbox', 'resampled_affine', 'RandomSpatial3D', 'RandomGaussianNoise',
     'RandomGaussianBlur', 'RandomBrightness', 'RandomContrast', 'RandomLowResolution', 'RandomGamma',
-    'nnunet_augmentation', 'spatial_input_size'
+    'nnunet_augmentation', 'spatial_input_size', 'NnUNetAugmentation'
 ]

@@ -5,7 +5,7 @@ The defaults are nnU-Net v2's (``nnUNetTrainer.get_training_transforms``): rotat
 Gaussian noise (p 0.1), Gaussian blur (p 0.2), multiplicative brightness (p 0.15), contrast
 (p 0.15), simulated low resolution (p 0.25), inverted gamma (p 0.1), gamma (p 0.3); mirroring is
 :class:`~densedet.transforms.RandomFlip3D`. A config lists them after the patch loader
-(``configs/_base_/datasets/volume_augmentation.py``).
+(:class:`NnUNetAugmentation` is the whole list as one step).
 
 What comes from MONAI (the resampling and filters, on torch): the affine resampling
 (``monai.transforms.Affine``), Gaussian blur (``GaussianSmooth``), contrast
@@ -321,3 +321,28 @@ def nnunet_augmentation(patch_size: Sequence[int], anisotropic: bool = False, mi
         dict(type='RandomGamma', prob=0.3),
         dict(type='RandomFlip3D', prob=0.5, axes=tuple(mirror_axes)),
     ]
+
+
+@TRANSFORMS.register_module()
+class NnUNetAugmentation(BaseTransform):
+    """nnU-Net v2's default training augmentation as one pipeline step (the transforms of
+    :func:`nnunet_augmentation`, in order); after a loader that read
+    ``spatial_input_size(patch_size, rotation, 0.85)`` voxels. List the single transforms instead to
+    change one of them.
+
+    Args:
+        patch_size: the output ``(D, H, W)``.
+        anisotropic: nnU-Net's "dummy 2D" setting for patches much thinner along D (in-plane
+            rotation up to 180 degrees, low resolution in plane only).
+        mirror_axes: the axes ``RandomFlip3D`` mirrors (0 = D, 1 = H, 2 = W).
+    """
+
+    def __init__(self, patch_size: Sequence[int], anisotropic: bool = False, mirror_axes: Sequence[int] = (0, 1, 2)):
+        self.patch_size, self.anisotropic = tuple(patch_size), anisotropic
+        self.rotation = (180.0, 0.0, 0.0) if anisotropic else (30.0, 30.0, 30.0)
+        self.transforms = [TRANSFORMS.build(t) for t in nnunet_augmentation(patch_size, anisotropic, mirror_axes)]
+
+    def transform(self, results: dict) -> dict:
+        for t in self.transforms:
+            results = t(results)
+        return results

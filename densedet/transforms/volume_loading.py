@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from densedet.errors import BadDataError
+from densedet.errors import BadConfigError, BadDataError
 from densedet.fileio import read_nifti
 from densedet.registry import TRANSFORMS
 from densedet.structures import IGNORE_INDEX
@@ -125,7 +125,14 @@ class LoadPreprocessedPatch(RandomPatchCrop):
     locations stored for it), else uniform; a case smaller than the patch is padded at the end
     (image ``pad_val``, label ``seg_pad_val`` = ignored). Adds what ``LoadVolumeFromFile`` +
     the preprocessing would have added (``spacing``, ``affine``, ``ori_*``, ``case_id``) and
-    ``crop_bbox`` on the stored grid.
+    ``crop_bbox`` on the stored grid (may start before 0 or end past the case: padding).
+
+    ``crop_size``: without it, the patch is placed as :class:`RandomPatchCrop` places it (inside
+    the case, a smaller case padded at the end). When a spatial augmentation crops the centre
+    ``crop_size`` out of this region (``NnUNetAugmentation``; ``patch_size`` is then its
+    ``spatial_input_size``), the region may reach half the difference past the case on each side
+    (nnU-Net's loader bounds): the crop then covers the case up to its borders and holds a sampled
+    foreground voxel even at the border; a case smaller than the region sits in its middle.
     """
 
     def _stored_foreground_centre(self, locations_path: str) -> Optional[np.ndarray]:
@@ -136,6 +143,30 @@ class LoadPreprocessedPatch(RandomPatchCrop):
         voxels = stored[cls]
         return voxels[np.random.randint(len(voxels))].astype(np.int64)
 
+    def __init__(self, patch_size: Sequence[int], fg_ratio: float = 1 / 3, fg_classes: Optional[Sequence[int]] = None,
+                 pad_val: float = 0.0, seg_pad_val: int = IGNORE_INDEX, crop_size: Optional[Sequence[int]] = None):
+        super().__init__(patch_size, fg_ratio, fg_classes, pad_val, seg_pad_val)
+        self.margin = None
+        if crop_size is not None:
+            crop = tuple(int(c) for c in crop_size)
+            if len(crop) != 3 or any(c > p for c, p in zip(crop, self.patch_size)):
+                raise BadConfigError(f'LoadPreprocessedPatch: crop_size {crop} must be 3 sizes no larger than '
+                                     f'patch_size {self.patch_size}')
+            self.margin = np.asarray(self.patch_size) - np.asarray(crop)
+
+    def _region_start(self, shape: np.ndarray, centre: Optional[np.ndarray]) -> np.ndarray:
+        """First voxel of the loaded region (may be negative: padding before the case). nnU-Net's
+        bounds: the region may reach half the ``margin`` past each side of the case, and at least
+        far enough to centre a case smaller than the region."""
+        size = np.asarray(self.patch_size)
+        if self.margin is None:  # RandomPatchCrop's placement: inside the case, which is padded at the end
+            return patch_start(np.maximum(shape, size), size, centre)
+        need = np.where(self.margin + shape < size, size - shape, self.margin)
+        low, high = -(need // 2), shape + need // 2 + need % 2 - size
+        if centre is None:
+            return np.array([np.random.randint(a, b + 1) for a, b in zip(low, high)])
+        return np.clip(centre - size // 2, low, high)
+
     def transform(self, results: dict) -> dict:
         img = np.load(results['img_paths'][0], mmap_mode='r')
         seg = np.load(results['seg_path'], mmap_mode='r') if results.get('seg_path') else None
@@ -144,12 +175,12 @@ class LoadPreprocessedPatch(RandomPatchCrop):
         centre = None
         if seg is not None and np.random.rand() < self.fg_ratio:
             centre = self._stored_foreground_centre(results['locations_path'])
-        start = patch_start(np.maximum(shape, size), size, centre)
-        # the part of the patch inside the stored case; the rest stays padding
-        stop = np.minimum(start + size, shape)
-        src = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
-        dst = tuple(slice(0, int(b - a)) for a, b in zip(start, stop))
-        inside = bool((stop - start == size).all())
+        start = self._region_start(shape, centre)
+        # the part of the region inside the stored case; the rest stays padding
+        first, stop = np.maximum(start, 0), np.minimum(start + size, shape)
+        src = tuple(slice(int(a), int(b)) for a, b in zip(first, stop))
+        dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(first, stop, start))
+        inside = bool((start >= 0).all() and (stop - start == size).all())
         if inside:  # one copy out of the map
             patch = np.array(img[(slice(None), ) + src], dtype=np.float32)
         else:

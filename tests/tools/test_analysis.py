@@ -215,3 +215,58 @@ def test_benchmark_hands_volume_data_its_own_options(monkeypatch):
     monkeypatch.setattr(benchmark.benchmark_volume_data, 'main', lambda argv: handed.append(argv))
     benchmark.main(['--size', '48', '--volume-data', '--cases', '2'])
     assert handed == [['--size', '48', '--cases', '2']]
+
+
+def test_augmentation_benchmark_times_densedets_pipeline(capsys):
+    """benchmark.py --augmentation at a small patch (nnU-Net's side needs its venv: skipped here)."""
+    report = benchmark.main(['--augmentation', '--patch', '8', '24', '24', '--samples', '3', '--rounds', '1',
+                             '--nnunet-python', '/no/such/python'])
+    out = capsys.readouterr().out
+    assert report['densedet_s'] > 0 and report['region'] == [27, 42, 42] and 'nnunet_s' not in report
+    assert 'ms / sample' in out and 'nnU-Net side skipped' in out
+
+
+def test_head_to_head_task_scoring_and_table(tmp_path, capsys):
+    """The hard task's generator and the benchmark's scoring / table (the training runs need nnU-Net's
+    venv and an hour of CPU: docs/benchmarks.md)."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from densedet.fileio import read_nifti
+    make = load_script('tools/data/make_hard_volume_task.py')
+    h2h = load_script('tools/analysis/benchmark_crossval_nnunet.py')
+    raw = make.generate(str(tmp_path / 'Dataset502_HardLiver'), cases=3, seed=0)
+    again = make.generate(str(tmp_path / 'again'), cases=3, seed=0)
+    desc = json.load(open(f'{raw}/dataset.json'))
+    assert desc['labels'] == dict(background=0, liver=1, lesion=2) and desc['channel_names'] == {'0': 'CT'}
+    label = read_nifti(f'{raw}/labelsTr/hard_000.nii.gz', dtype=None)
+    image = read_nifti(f'{raw}/imagesTr/hard_000_0000.nii.gz')
+    assert np.array_equal(image.data, read_nifti(f'{again}/imagesTr/hard_000_0000.nii.gz').data)  # seeded
+    assert set(np.unique(label.data)) == {0, 1, 2} and label.spacing[0] > 2 * label.spacing[1]  # anisotropic
+    # a prediction equal to the label scores 1; one with the lesions erased scores 0 on lesions
+    pred = tmp_path / 'pred'
+    shutil.copytree(f'{raw}/labelsTr', pred)
+    erased = tmp_path / 'erased'
+    erased.mkdir()
+    from densedet.fileio import write_nifti
+    for i in range(3):
+        vol = read_nifti(f'{raw}/labelsTr/hard_00{i}.nii.gz', dtype=None)
+        write_nifti(np.where(vol.data == 2, 1, vol.data), str(erased / f'hard_00{i}.nii.gz'), vol.affine)
+    splits = [dict(train=['hard_002'], val=['hard_000', 'hard_001']), dict(train=['hard_000'], val=['hard_002'])]
+    perfect = h2h.score(str(tmp_path), raw, splits, [dict(fold=0, validation=str(pred)),
+                                                     dict(fold=1, validation=str(pred))])
+    assert perfect['over_folds']['dice']['liver']['mean'] == 1.0
+    assert perfect['over_folds']['dice']['lesion']['mean'] == 1.0
+    worse = h2h.score(str(tmp_path), raw, splits, [dict(fold=0, validation=str(erased)),
+                                                   dict(fold=1, validation=str(erased))])
+    assert worse['over_folds']['dice']['lesion']['mean'] == 0.0
+    assert 0.9 < worse['over_folds']['dice']['liver']['mean'] < 1
+    speed = dict(s_per_iter=1.0)
+    h2h.print_report(dict(budget=dict(iterations=250, batch=2, patch=[20, 56, 56], threads=2), systems=dict(
+        nnunet=dict(summary=perfect, wall_s=100.0, peak_rss_mib=900.0, speed=speed),
+        denseunet3d=dict(summary=worse, wall_s=150.0, peak_rss_mib=800.0, speed=speed))))
+    out = capsys.readouterr().out
+    assert 'budget: 250 iterations x batch 2 x patch [20, 56, 56] (500 samples), 2 CPU threads' in out
+    assert '| denseunet3d |' in out and '| 150 | 1.50x | 800 |' in out and '100.00 ± 0.00' in out

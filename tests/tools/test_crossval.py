@@ -64,11 +64,32 @@ randomness = dict(seed={seed})
     return str(path)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def crossvalidated(msd_demo, tmp_path_factory):
-    """Two configurations cross-validated on 2 folds; the first one killed in fold 1 and resumed."""
-    tmp_path = tmp_path_factory.mktemp('crossval')
+    """Two configurations cross-validated on 2 folds; the first one killed in fold 1 and resumed.
+    Built once for the whole run: pytest-xdist workers share it (a file lock; the tests only read it)."""
+    from filelock import FileLock
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get('PYTEST_XDIST_WORKER') else shared
+    tmp_path = shared / 'crossval_shared'
+    with FileLock(str(tmp_path) + '.lock'):
+        if not (tmp_path / 'built.json').is_file():
+            # the synthetic task itself: a copy of this worker's msd_demo (workers have their own)
+            import shutil
+            shutil.rmtree(tmp_path, ignore_errors=True)
+            tmp_path.mkdir()
+            shutil.copytree(msd_demo, tmp_path / 'Task03_Liver')
+            (tmp_path / 'built.json').write_text(json.dumps(build_crossvalidations(tmp_path)))
+    sys.path.insert(0, str(tmp_path))  # the configs as run import the hook (custom_imports)
+    built = json.loads((tmp_path / 'built.json').read_text())
+    yield dict(built, work_a=tmp_path / 'a' / 'crossval', work_b=tmp_path / 'b' / 'crossval',
+               msd=str(tmp_path / 'Task03_Liver'), tmp=tmp_path)
+    sys.path.remove(str(tmp_path))
+
+
+def build_crossvalidations(tmp_path):
     (tmp_path / 'killhook.py').write_text(KILL_HOOK)
+    msd_demo = str(tmp_path / 'Task03_Liver')
     splits = tmp_path / 'splits.json'
     splits.write_text(json.dumps([dict(train=['liver_2', 'liver_3'], val=['liver_0', 'liver_1']),
                                   dict(train=['liver_0', 'liver_1'], val=['liver_2', 'liver_3'])]))
@@ -89,9 +110,7 @@ def crossvalidated(msd_demo, tmp_path_factory):
     assert code == 0, resumed[-3000:]
     code, log_b = run(cfg_b, work_b)
     assert code == 0, log_b[-3000:]
-    sys.path.insert(0, str(tmp_path))  # the configs as run import the hook (custom_imports)
-    yield dict(work_a=work_a, work_b=work_b, killed=killed, resumed=resumed, msd=msd_demo, tmp=tmp_path)
-    sys.path.remove(str(tmp_path))
+    return dict(killed=killed, resumed=resumed)
 
 
 def test_crossval_resumes_after_a_kill_without_retraining_finished_folds(crossvalidated):
@@ -194,3 +213,34 @@ def test_crossval_and_recipe_errors_are_one_line(user_error, crossvalidated, tmp
     assert said == f'{tmp_path / "recipe.json"}: members[0].checkpoints[0] {tmp_path / "gone.pth"} does not exist'
     said = user_error('tools/find_best_configuration.py', tmp_path)
     assert said == f'{tmp_path / "crossval.json"} does not exist: run tools/crossval.py until its summary is written'
+    import shutil
+    copy = tmp_path / 'b' / 'crossval'  # the shared runs stay as they are: a copy loses a file
+    shutil.copytree(crossvalidated['work_b'], copy)
+    cv = json.loads((copy / 'crossval.json').read_text())
+    for record in cv['folds'].values():
+        record['validation'] = record['validation'].replace(str(crossvalidated['work_b']), str(copy))
+    (copy / 'crossval.json').write_text(json.dumps(cv))
+    npz = copy / 'fold_0' / 'validation' / 'liver_0.npz'
+    npz.unlink()
+    said = user_error('tools/find_best_configuration.py', work, copy, '--out', tmp_path / 'r.json')
+    assert said == (f'{npz} does not exist: ensembles need the held-out probabilities (tools/crossval.py '
+                    '--save-probabilities) of b')
+
+
+def test_slurm_script_submits_one_array_task_per_fold_then_the_summary(tmp_path):
+    """tools/slurm_crossval.sh against a stand-in sbatch that records its arguments."""
+    (tmp_path / 'sbatch').write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "$SBATCH_LOG"\necho "---" >> '
+                                     '"$SBATCH_LOG"\necho $((RANDOM % 1000 + 1000))\n')
+    (tmp_path / 'sbatch').chmod(0o755)
+    log = tmp_path / 'sbatch.log'
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SBATCH_LOG=str(log), GPUS='4', FOLDS='5')
+    out = subprocess.run(['bash', 'tools/slurm_crossval.sh', 'gpu', 'configs/x.py', '--save-probabilities'],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    fold_job, summary_job = log.read_text().split('---\n')[:2]
+    assert '--array=0-4' in fold_job and '--ntasks=4' in fold_job
+    assert ('srun  python -u tools/crossval.py configs/x.py --folds $SLURM_ARRAY_TASK_ID --launcher slurm '
+            '--save-probabilities') in fold_job
+    assert '--dependency=afterok:' in summary_job
+    assert 'python -u tools/crossval.py configs/x.py --summarize-only --save-probabilities' in summary_job
+    assert out.stdout.startswith('folds: job array ')

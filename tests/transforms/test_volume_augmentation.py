@@ -7,8 +7,10 @@ from mmengine.dataset import Compose
 from scipy import ndimage
 
 from densedet.errors import BadConfigError
+from densedet.registry import TRANSFORMS
 from densedet.structures import IGNORE_INDEX
 from densedet.transforms import (
+    NnUNetAugmentation,
     RandomBrightness,
     RandomContrast,
     RandomGamma,
@@ -117,6 +119,7 @@ def test_the_nnunet_pipeline_repeats_with_the_seed_and_differs_without():
     rng = np.random.RandomState(0)
     img, label = rng.randn(2, *region).astype(np.float32), rng.randint(0, 3, region).astype(np.uint8)
     pipeline = Compose(nnunet_augmentation(patch))
+    as_one_step = NnUNetAugmentation(patch)
 
     def run(seed):
         np.random.seed(seed)
@@ -124,6 +127,9 @@ def test_the_nnunet_pipeline_repeats_with_the_seed_and_differs_without():
         return np.stack([o['img'] for o in outs]), np.stack([o['gt_seg'] for o in outs])
 
     first, again, other = run(5), run(5), run(6)
+    np.random.seed(5)
+    one = [as_one_step(dict(img=img.copy(), gt_seg=label.copy())) for _ in range(8)]
+    assert np.array_equal(np.stack([o['img'] for o in one]), first[0])
     assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     assert not np.array_equal(first[0], other[0])
     assert first[0].shape == (8, 2) + patch
@@ -150,6 +156,42 @@ def test_configs_load_the_region_their_spatial_augmentation_needs(config):
     from mmengine.config import Config
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     pipeline = Config.fromfile(osp.join(root, config)).train_dataloader.dataset.pipeline
-    loader, spatial = pipeline[0], pipeline[1]
-    assert loader.type == 'LoadPreprocessedPatch' and spatial.type == 'RandomSpatial3D'
-    assert tuple(loader.patch_size) == spatial_input_size(spatial.patch_size, spatial.rotation, 0.85)
+    loader, augmentation = pipeline[0], TRANSFORMS.build(pipeline[1])
+    assert loader.type == 'LoadPreprocessedPatch' and isinstance(augmentation, NnUNetAugmentation)
+    assert tuple(loader.patch_size) == spatial_input_size(augmentation.patch_size, augmentation.rotation, 0.85)
+
+
+def stored_case(tmp_path, shape, fg_voxel):
+    """A preprocessed case as preprocess_volumes.py stores it: image = 1 inside the case, one
+    foreground voxel of class 1 (its location stored)."""
+    img, seg = np.ones((1, ) + shape, np.float32), np.zeros(shape, np.uint8)
+    seg[fg_voxel] = 1
+    np.save(tmp_path / 'img.npy', img)
+    np.save(tmp_path / 'seg.npy', seg)
+    np.savez(tmp_path / 'fg.npz', class_1=np.array([fg_voxel], np.int32))
+    return dict(img_paths=[str(tmp_path / 'img.npy')], seg_path=str(tmp_path / 'seg.npy'),
+                locations_path=str(tmp_path / 'fg.npz'))
+
+
+def test_the_loaded_region_centres_the_crop_on_the_foreground_and_on_small_cases(tmp_path):
+    """With crop_size (the spatial augmentation's centre crop), the region may reach past the case
+    by half the margin (nnU-Net's loader): a foreground voxel at the case's border still lands in
+    the crop, and a case smaller than the region sits in its middle."""
+    from densedet.transforms import LoadPreprocessedPatch
+    crop, region = (8, 16, 16), (20, 40, 40)
+    info = stored_case(tmp_path, (30, 60, 60), (1, 2, 58))
+    np.random.seed(0)
+    in_crop = tuple(slice((r - c) // 2, (r + c) // 2) for r, c in zip(region, crop))
+    out = LoadPreprocessedPatch(region, fg_ratio=1.0, crop_size=crop)(dict(info))
+    assert (out['gt_seg'][in_crop] == 1).sum() == 1
+    assert (out['gt_seg'] == IGNORE_INDEX).any()  # the region reached past the border
+    # without crop_size the region stays inside the case: the voxel falls outside the crop
+    out = LoadPreprocessedPatch(region, fg_ratio=1.0)(dict(info))
+    assert (out['gt_seg'] == 1).sum() == 1 and (out['gt_seg'][in_crop] == 1).sum() == 0
+    assert not (out['gt_seg'] == IGNORE_INDEX).any()
+    small = stored_case(tmp_path, (6, 12, 12), (3, 6, 6))
+    for seed in range(3):
+        np.random.seed(seed)
+        out = LoadPreprocessedPatch(region, fg_ratio=0.0, crop_size=crop)(dict(small))
+        inner = out['img'][0, 7:13, 14:26, 14:26]  # the middle of the region: the case
+        assert (inner == 1).all() and out['img'].sum() == 6 * 12 * 12

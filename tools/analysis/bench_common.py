@@ -38,3 +38,12 @@ def write_report(args, **sections) -> None:
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), **sections), f, indent=1)
+
+
+def subprocess_result(cmd, env=None, what: str = '', cwd=None) -> dict:
+    """Runs a measuring subprocess; returns the JSON of its last ``RESULT {...}`` line."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    if out.returncode != 0 or 'RESULT ' not in out.stdout:
+        raise RuntimeError(f'{what or cmd[0]} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}')
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
+    return json.loads(line[7:])

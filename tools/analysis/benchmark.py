@@ -69,10 +69,12 @@ import argparse
 import json
 import sys
 
+import bench_augmentation
 import bench_backbone
 import bench_onnx
 import bench_unetpp
 import bench_volume
+import benchmark_crossval_nnunet
 import benchmark_volume_data
 from bench_common import run_rounds
 
@@ -93,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--volume-data', action='store_true',
                         help='the volume training data path (tools/analysis/benchmark_volume_data.py; the other '
                         'options are its own)')
+    parser.add_argument('--crossval-nnunet', action='store_true',
+                        help='5-fold cross-validation against nnU-Net v2 on the synthetic hard task '
+                        '(tools/analysis/benchmark_crossval_nnunet.py; the other options are its own)')
+    parser.add_argument('--augmentation', action='store_true',
+                        help="nnU-Net-class augmentation per sample, densedet's against nnU-Net v2's "
+                        '(tools/analysis/bench_augmentation.py; the other options are its own)')
     parser.add_argument('--detector', action='store_true',
                         help='Mask R-CNN RDNet-T against Mask R-CNN ResNet-50 (predict, train step)')
     parser.add_argument('--size', type=int, default=512)
@@ -121,9 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     mode = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # --volume is not --volume-data
     mode.add_argument('--volume-data', action='store_true')
+    mode.add_argument('--crossval-nnunet', action='store_true')
+    mode.add_argument('--augmentation', action='store_true')
     known, rest = mode.parse_known_args(sys.argv[1:] if argv is None else argv)
     if known.volume_data:  # a mode with options of its own: the rest is handed on whole
         return benchmark_volume_data.main(rest)
+    if known.crossval_nnunet:
+        return benchmark_crossval_nnunet.main(rest)
+    if known.augmentation:
+        return bench_augmentation.main(rest)
     parser = build_parser()
     args = parser.parse_args(rest)
     if args.volume and args.volume_net == 'demo' and args.size % 64:

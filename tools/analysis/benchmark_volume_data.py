@@ -30,11 +30,11 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+from bench_common import subprocess_result
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -205,14 +205,6 @@ if __name__ == '__main__':  # nnU-Net's workers are spawned: they import this fi
 '''
 
 
-def _result(cmd, env=None, what='') -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f'{what} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}')
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
-    return json.loads(line[7:])
-
-
 def run(args) -> dict:
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
@@ -242,7 +234,7 @@ def run(args) -> dict:
     for path in ('nifti', 'preprocessed', 'preprocessed-load'):
         cmd = [sys.executable, __file__, '--sample-worker', path, '--work-dir', work, '--samples', str(args.samples),
                '--patch', *map(str, args.patch)]
-        report[path] = _result(cmd, env, f'{path} sampling')
+        report[path] = subprocess_result(cmd, env, f'{path} sampling')
 
     # (c) nnU-Net v2 in its own venv
     if args.nnunet_python:
@@ -252,9 +244,9 @@ def run(args) -> dict:
         base = [args.nnunet_python, script, work, ','.join(map(str, args.patch)), str(args.samples)]
         for key in ('preprocessed', 'results'):
             shutil.rmtree(osp.join(work, 'nnunet_' + key), ignore_errors=True)
-        nn_pre = _result(base + ['preprocess'], env, 'nnU-Net preprocessing')
+        nn_pre = subprocess_result(base + ['preprocess'], env, 'nnU-Net preprocessing')
         report['nnunet_preprocess'] = dict(nn_pre, per_case_s=nn_pre['preprocess_s'] / args.cases)
-        report['nnunet'] = _result(base + ['sample'], env, 'nnU-Net data loader')
+        report['nnunet'] = subprocess_result(base + ['sample'], env, 'nnU-Net data loader')
     return report
 
 

@@ -33,17 +33,8 @@ preprocess = dict(
     memory_gb=8)
 
 train_pipeline = [
-    dict(type='LoadPreprocessedPatch', patch_size=load_size, fg_ratio=1 / 3),
-    dict(type='RandomSpatial3D', patch_size=patch_size, rotation=(30, 30, 30), p_rotation=0.2, scale=(0.7, 1.4),
-         p_scale=0.2),
-    dict(type='RandomGaussianNoise', prob=0.1, variance=(0, 0.1)),
-    dict(type='RandomGaussianBlur', prob=0.2, sigma=(0.5, 1.0), prob_per_channel=0.5),
-    dict(type='RandomBrightness', prob=0.15, multiplier=(0.75, 1.25)),
-    dict(type='RandomContrast', prob=0.15, factor=(0.75, 1.25)),
-    dict(type='RandomLowResolution', prob=0.25, zoom=(0.5, 1.0), prob_per_channel=0.5),
-    dict(type='RandomGamma', prob=0.1, gamma=(0.7, 1.5), invert=True),
-    dict(type='RandomGamma', prob=0.3, gamma=(0.7, 1.5)),
-    dict(type='RandomFlip3D', prob=0.5, axes=(0, 1, 2)),
+    dict(type='LoadPreprocessedPatch', patch_size=load_size, crop_size=patch_size, fg_ratio=1 / 3),
+    dict(type='NnUNetAugmentation', patch_size=patch_size),  # nnU-Net v2's: rotation, zoom, intensity, mirror
     dict(type='PackVolumeInputs'),
 ]
 test_pipeline = [
