@@ -222,7 +222,9 @@ def test_augmentation_benchmark_times_densedets_pipeline(capsys):
     report = benchmark.main(['--augmentation', '--patch', '8', '24', '24', '--samples', '3', '--rounds', '1',
                              '--nnunet-python', '/no/such/python'])
     out = capsys.readouterr().out
-    assert report['densedet_s'] > 0 and report['region'] == [27, 42, 42] and 'nnunet_s' not in report
+    from densedet.transforms import spatial_input_size
+    assert report['region'] == list(spatial_input_size((8, 24, 24), (30, 30, 30), 0.85)) == [25, 41, 41]
+    assert report['densedet_s'] > 0 and 'nnunet_s' not in report
     assert 'ms / sample' in out and 'nnU-Net side skipped' in out
 
 
