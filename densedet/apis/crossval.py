@@ -104,9 +104,7 @@ def read_cases(pred_dir: str) -> List[dict]:
     path = osp.join(pred_dir, 'cases.json')
     if not osp.isfile(path):
         raise DataNotFoundError(f'{path} does not exist: the fold has not been predicted (tools/crossval.py)')
-    import json
-    with open(path) as f:
-        return json.load(f)
+    return _read_json(path)
 
 
 def read_label(case: dict, path: str, what: str) -> tuple:

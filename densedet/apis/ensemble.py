@@ -124,13 +124,13 @@ def choose_configuration(work_dirs: Sequence[str], with_hd95: bool = False, ense
 def _decide_postprocessing(best: dict, held: Dict[str, tuple]) -> dict:
     preds, gts = [], []
     num_classes = None
+    own = _fold_cases(best['members'][0]) if best['predictions'] is None else None  # read once, not per case
     for case_id, (fold, validation, case) in sorted(held.items()):
         label, _ = read_label(case, case['seg_path'], 'label')
         if best['predictions'] is not None:
             pred = best['predictions'][case_id]
         else:
-            own = _fold_cases(best['members'][0])[case_id][1]
-            pred, _ = read_label(case, osp.join(own, f'{case_id}.nii.gz'), 'prediction')
+            pred, _ = read_label(case, osp.join(own[case_id][1], f'{case_id}.nii.gz'), 'prediction')
         valid = label != 255
         preds.append(np.where(valid, pred, 0))
         gts.append(np.where(valid, label, 0))

@@ -18,6 +18,7 @@ import numpy as np
 
 from densedet.fileio import atomic_write, write_json
 
+from .volume_metric import _nanmean as nanmean
 from .volume_metric import dice_from_counts, score_case
 
 
@@ -31,8 +32,7 @@ def score_held_out(case_id: str, fold: int, pred: np.ndarray, label: np.ndarray,
 
 
 def _nanmean(values) -> float:
-    values = np.asarray(list(values), dtype=np.float64)
-    return float('nan') if values.size == 0 or np.all(np.isnan(values)) else float(np.nanmean(values))
+    return nanmean(list(values))
 
 
 def _mean_sd(values) -> dict:
