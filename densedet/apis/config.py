@@ -1,11 +1,12 @@
 """Config handling shared by tools/train.py and tools/test.py (mmseg- and mmdet-style configs)."""
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 from mmengine.config import Config
 
 from densedet.compat import _has_accelerator
-from densedet.errors import ConfigKeyError, DataNotFoundError
+from densedet.errors import BadInputError, ConfigKeyError, DataNotFoundError
+from densedet.models.segmentors.sliding_window import mirror_flip_axes
 
 
 def load_config(path: str) -> Config:
@@ -138,10 +139,29 @@ def is_volume_model(model_cfg: dict) -> bool:
 
 
 def enable_flip_tta(model_cfg: dict) -> None:
-    """Mirror TTA for a volume segmentor: the config's ``flip_axes``, else all three axes and the
-    in-plane pair (nnU-Net's mirroring)."""
+    """Mirror TTA for a volume segmentor: the config's ``flip_axes`` / ``mirror_axes``, else all
+    three axes and the in-plane pair."""
     test_cfg = model_cfg.setdefault('test_cfg', {})
-    test_cfg['flip_axes'] = test_cfg.get('flip_axes') or [[2], [3], [4], [3, 4]]
+    if not test_cfg.get('flip_axes') and not test_cfg.get('mirror_axes'):
+        test_cfg['flip_axes'] = [[2], [3], [4], [3, 4]]
+
+
+def apply_speed_settings(model_cfg: dict, tta: bool = False, mirror_axes: Optional[Sequence[int]] = None,
+                         overlap: Optional[float] = None) -> None:
+    """The prediction speed settings of a volume segmentor's ``test_cfg``: ``mirror_axes`` (spatial
+    axes 0-2 = D, H, W mirrored in every combination, nnU-Net's TTA; ``[]``: no mirroring; None:
+    ``tta`` decides), ``overlap`` of neighbouring windows (None: the config's)."""
+    test_cfg = model_cfg.setdefault('test_cfg', {})
+    if mirror_axes is not None:
+        test_cfg.pop('flip_axes', None)
+        test_cfg['mirror_axes'] = list(mirror_axes)
+        mirror_flip_axes(mirror_axes)  # checked here, not at the first window
+    elif tta:
+        enable_flip_tta(model_cfg)
+    if overlap is not None:
+        if not 0 <= overlap < 1:
+            raise BadInputError(f'overlap must be in [0, 1), got {overlap}')
+        test_cfg['overlap'] = overlap
 
 
 def setup_test_outputs(cfg: Config, out: Optional[str] = None, show: bool = False,

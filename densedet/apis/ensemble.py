@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from densedet.errors import BadDataError, DataKeyError, DataNotFoundError
+from densedet.errors import BadDataError, BadInputError, DataKeyError, DataNotFoundError
 from densedet.evaluation import decide_largest_component, keep_largest_component, write_prediction
 from densedet.evaluation.crossval import nan_from_none, nan_to_none, summarize
 from densedet.fileio import write_json
@@ -140,8 +140,9 @@ def _decide_postprocessing(best: dict, held: Dict[str, tuple]) -> dict:
 
 
 def _member(cv: dict) -> dict:
-    return dict(name=cv['name'], config=cv['config'],
-                checkpoints=[cv['folds'][k]['checkpoint'] for k in sorted(cv['folds'], key=int)])
+    folds = sorted(cv['folds'], key=int)
+    return dict(name=cv['name'], config=cv['config'], folds=[int(k) for k in folds],
+                checkpoints=[cv['folds'][k]['checkpoint'] for k in folds])
 
 
 def _candidate(c: dict) -> dict:
@@ -186,15 +187,23 @@ def load_recipe(path: str) -> dict:
 
 
 class RecipePredictor:
-    """The recipe's models (every fold of every member), loaded once."""
+    """The recipe's models (every fold of every member, or the ``folds`` given), loaded once.
 
-    def __init__(self, recipe: dict, device: str = 'cpu', amp: bool = False):
+    ``mirror_axes`` / ``overlap``: the speed settings
+    (:func:`~densedet.apis.config.apply_speed_settings`), overriding the recipe's own (``tta``,
+    ``mirror_axes``, ``overlap``)."""
+
+    def __init__(self, recipe: dict, device: str = 'cpu', amp: bool = False, folds: Optional[Sequence[int]] = None,
+                 mirror_axes: Optional[Sequence[int]] = None, overlap: Optional[float] = None):
         from .volume_inference import init_volume_model
         self.recipe, self.amp = recipe, amp
+        mirror_axes = recipe.get('mirror_axes') if mirror_axes is None else mirror_axes
+        overlap = recipe.get('overlap') if overlap is None else overlap
         self.members = []
         for member in recipe['members']:
-            models = [init_volume_model(member['config'], ckpt, device=device, tta=bool(recipe.get('tta', True)))
-                      for ckpt in member['checkpoints']]
+            models = [init_volume_model(member['config'], ckpt, device=device, tta=bool(recipe.get('tta', True)),
+                                        mirror_axes=mirror_axes, overlap=overlap)
+                      for ckpt in recipe_checkpoints(member, folds)]
             for model in models:
                 model.test_cfg['keep_logits'] = True
             self.members.append(models)
@@ -227,15 +236,26 @@ class RecipePredictor:
         return labels
 
 
-def predict_with_recipe(recipe: dict, inputs: Sequence, out_dir: str, device: str = 'cpu',
-                        amp: bool = False, log: Callable = print) -> List[str]:
-    predictor = RecipePredictor(recipe, device=device, amp=amp)
-    written = []
-    for path in inputs:
-        first = path if isinstance(path, str) else path[0]
-        out = osp.join(out_dir, osp.basename(first))
-        predictor(path, out)
-        log(f'{first} -> {out}')
-        written.append(out)
-    return written
+def recipe_checkpoints(member: dict, folds: Optional[Sequence[int]] = None) -> List[str]:
+    """A member's checkpoints, all or those of ``folds`` (recipes without ``folds``: 0, 1, ...)."""
+    known = member.get('folds', list(range(len(member['checkpoints']))))
+    if folds is None:
+        return list(member['checkpoints'])
+    missing = [k for k in folds if k not in known]
+    if missing:
+        raise BadInputError(f"the recipe's member {member.get('name', member['config'])} has folds {known}, "
+                            f'not {missing}')
+    return [member['checkpoints'][known.index(k)] for k in folds]
+
+
+def predict_with_recipe(recipe: dict, inputs: Sequence, out_dir: str, device: str = 'cpu', amp: bool = False,
+                        log: Callable = print, **settings) -> List[str]:
+    """Predicts ``inputs`` (files, folders, case lists: :func:`~densedet.apis.volume_inference.find_cases`)
+    with the recipe into ``out_dir``; ``settings``: :class:`RecipePredictor`'s ``folds`` /
+    ``mirror_axes`` / ``overlap`` and :func:`predict_cases`' ``overwrite``."""
+    from .volume_inference import find_cases, predict_cases
+    overwrite = settings.pop('overwrite', False)
+    cases = find_cases(inputs)
+    predictor = RecipePredictor(recipe, device=device, amp=amp, **settings)
+    return predict_cases(predictor, cases, out_dir, overwrite=overwrite, log=log)['written']
 

@@ -155,7 +155,10 @@ def test_config_checkpoint_and_input_errors_are_one_line(user_error, checkpoints
     bad_volume = tmp_path / 'case_7.nii.gz'
     bad_volume.write_bytes(b'not gzip')
     message = user_error('tools/infer_volume.py', VOL_CFG, checkpoints['vol'], bad_volume, '--out-dir', tmp_path)
-    assert message.startswith(f"case 'case_7' image file {bad_volume} cannot be read as NIfTI"), message
+    assert message == f'{bad_volume}: its prediction would overwrite it; choose another output folder'
+    message = user_error('tools/infer_volume.py', VOL_CFG, checkpoints['vol'], bad_volume, '--out-dir', tmp_path / 'o')
+    assert message.startswith(f"none of the 1 cases could be predicted (first: case 'case_7' image file {bad_volume} "
+                              'cannot be read as NIfTI'), message
     assert 'None' not in message
     message = user_error('tools/data/plan_volumes.py', SEG_CFG)
     assert message == f'{SEG_CFG} has no preprocess block (see densedet/preparation/preprocessing.py)'

@@ -79,3 +79,107 @@ def test_staged_load_from_and_resume(tmp_path, repo_root):
     # tools/test.py's checkpoint wins over the config's previous stage
     cfg = prepare_config(Config.fromfile(cfg_path), cfg_path, check_data=False, load_from='x.pth')
     assert cfg.load_from == 'x.pth'
+
+
+# --- folders in, folders out; speed settings ---------------------------------------------------
+def _nifti_case(path, seed, shape=(20, 24, 12)):
+    rng = np.random.default_rng(seed)
+    affine = np.diag([1.5, 1.2, 2.0, 1.0])
+    affine[:3, 3] = [seed, -3, 7]
+    nib.save(nib.Nifti1Image(rng.normal(size=shape).astype(np.float32), affine), str(path))
+    return affine
+
+
+def test_find_cases_groups_channel_files_and_reads_lists(tmp_path):
+    from densedet.apis.volume_inference import find_cases
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for name in ('b_0001.nii.gz', 'b_0000.nii.gz', 'a_0000.nii.gz'):
+        (folder / name).write_bytes(b'')
+    assert find_cases([str(folder)]) == [('a', [str(folder / 'a_0000.nii.gz')], 'a.nii.gz'),
+                                         ('b', [str(folder / 'b_0000.nii.gz'), str(folder / 'b_0001.nii.gz')],
+                                          'b.nii.gz')]
+    (folder / 'plain.nii').write_bytes(b'')  # not every file is a channel file: one case per file
+    assert [c[0] for c in find_cases([str(folder)])] == ['a_0000', 'b_0000', 'b_0001', 'plain']
+    listing = tmp_path / 'cases.txt'
+    listing.write_text(f'# case list\n{folder}/b_0000.nii.gz {folder}/b_0001.nii.gz\n\n/missing/c.nii\n')
+    assert find_cases([str(listing)]) == [('b_0000', [f'{folder}/b_0000.nii.gz', f'{folder}/b_0001.nii.gz'],
+                                           'b_0000.nii.gz'), ('c', ['/missing/c.nii'], 'c.nii')]
+
+
+def test_folder_prediction_writes_every_case_lists_the_unreadable_and_resumes(demo_checkpoint, tmp_path, capsys):
+    main = load_script('tools/infer_volume.py').main
+    cfg, ckpt = demo_checkpoint
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    folder, out = tmp_path / 'cases', tmp_path / 'pred'
+    folder.mkdir()
+    affines = {f'case_{i}': _nifti_case(folder / f'case_{i}.nii.gz', i) for i in range(3)}
+    (folder / 'broken.nii.gz').write_bytes(b'not gzip')
+    written = main([cfg_path, ckpt, str(folder), '--out-dir', str(out), '--mirror-axes', '1', '2'])
+    assert sorted(os.path.basename(w) for w in written) == [f'case_{i}.nii.gz' for i in range(3)]
+    for case, affine in affines.items():
+        pred = nib.load(str(out / f'{case}.nii.gz'))
+        assert pred.shape == (20, 24, 12)
+        np.testing.assert_allclose(pred.affine, affine)
+    said = capsys.readouterr()
+    assert '1 of 4 cases could not be predicted' in said.out
+    assert f'broken: case \'broken\' image file {folder}/broken.nii.gz cannot be read as NIfTI' in said.out
+    assert '4/4' in said.err and 'case/s' in said.err  # the progress bar
+    # a rerun after a kill: the predicted cases are skipped, the missing one predicted
+    os.remove(out / 'case_1.nii.gz')
+    (folder / 'broken.nii.gz').unlink()
+    assert main([cfg_path, ckpt, str(folder), '--out-dir', str(out)]) == [str(out / 'case_1.nii.gz')]
+    assert '2 of 3 cases already predicted' in capsys.readouterr().out
+    assert main([cfg_path, ckpt, str(folder), '--out-dir', str(out)]) == []
+
+
+def test_folder_prediction_bad_input(user_error, demo_checkpoint, tmp_path):
+    cfg, ckpt = demo_checkpoint
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    run = ['tools/infer_volume.py', cfg_path, ckpt]
+    assert user_error(*run, empty, '--out-dir', tmp_path / 'o') == f'{empty}: no NIfTI files (.nii / .nii.gz) in ' \
+        'this folder'
+    assert user_error(*run, tmp_path / 'nope.nii.gz', '--out-dir', tmp_path / 'o').startswith(
+        "none of the 1 cases could be predicted (first: case 'nope' image file not found")
+    assert user_error(*run, tmp_path / 'x.png', '--out-dir', tmp_path / 'o') == f'input not found: {tmp_path}/x.png'
+    assert user_error(*run, empty, '--out-dir', tmp_path / 'o', '--mirror-axes', '3') == \
+        'mirror axes are the spatial axes 0 (D), 1 (H), 2 (W); got [3]'
+    assert user_error(*run, empty, '--out-dir', tmp_path / 'o', '--overlap', '1') == \
+        'overlap must be in [0, 1), got 1.0'
+    assert user_error(*run, empty, '--out-dir', tmp_path / 'o', '--folds', '0') == \
+        '--folds selects the folds of a --recipe; with CONFIG CHECKPOINT there is one model'
+
+
+def test_speed_settings_reach_the_segmentor(demo_checkpoint):
+    cfg, ckpt = demo_checkpoint
+
+    def forward_passes(**settings):
+        model = init_volume_model(cfg, ckpt, **settings)
+        calls = []
+        net = model.forward_logits
+        model.forward_logits = lambda x: calls.append(x.shape[0]) or net(x)
+        with torch.no_grad():
+            model.predict(torch.zeros(1, 1, 16, 40, 40))  # the demo's window is 16 x 32 x 32
+        return sum(calls)  # windows through the network
+
+    assert forward_passes(overlap=0.5, mirror_axes=[]) == 4  # windows at 0, 8 in H and W
+    assert forward_passes(overlap=0.0, mirror_axes=[]) == 4
+    assert forward_passes(overlap=0.9, mirror_axes=[]) == 16  # 3 px apart: 0, 3, 6, 8
+    assert forward_passes(overlap=0.5, mirror_axes=[0, 2]) == 4 * 4  # + D, W, D and W mirrored
+    assert forward_passes(overlap=0.5, tta=True) == 4 * 5  # the default TTA: D, H, W, H and W
+    assert forward_passes(overlap=0.5, tta=True, mirror_axes=[]) == 4  # mirroring off wins over --tta
+
+
+def test_recipe_fold_subset():
+    from densedet.apis.ensemble import recipe_checkpoints
+    from densedet.errors import BadInputError
+    member = dict(name='m', config='c.py', folds=[0, 2, 4], checkpoints=['f0.pth', 'f2.pth', 'f4.pth'])
+    assert recipe_checkpoints(member) == ['f0.pth', 'f2.pth', 'f4.pth']
+    assert recipe_checkpoints(member, [4, 0]) == ['f4.pth', 'f0.pth']
+    assert recipe_checkpoints(dict(checkpoints=['a', 'b']), [1]) == ['b']  # recipes written without folds
+    with pytest.raises(BadInputError, match=r'member m has folds \[0, 2, 4\], not \[1\]'):
+        recipe_checkpoints(member, [1])

@@ -74,6 +74,7 @@ import bench_backbone
 import bench_onnx
 import bench_unetpp
 import bench_volume
+import bench_volume_prediction
 import benchmark_crossval_nnunet
 import benchmark_volume_data
 from bench_common import run_rounds
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--crossval-nnunet', action='store_true',
                         help='5-fold cross-validation against nnU-Net v2 on the synthetic hard task '
                         '(tools/analysis/benchmark_crossval_nnunet.py; the other options are its own)')
+    parser.add_argument('--volume-prediction', action='store_true',
+                        help='volume prediction at real size: peak memory and time against MONAI and nnU-Net v2 '
+                        '(tools/analysis/bench_volume_prediction.py; the other options are its own)')
     parser.add_argument('--augmentation', action='store_true',
                         help="nnU-Net-class augmentation per sample, densedet's against nnU-Net v2's "
                         '(tools/analysis/bench_augmentation.py; the other options are its own)')
@@ -131,6 +135,7 @@ def main(argv=None):
     mode.add_argument('--volume-data', action='store_true')
     mode.add_argument('--crossval-nnunet', action='store_true')
     mode.add_argument('--augmentation', action='store_true')
+    mode.add_argument('--volume-prediction', action='store_true')
     known, rest = mode.parse_known_args(sys.argv[1:] if argv is None else argv)
     if known.volume_data:  # a mode with options of its own: the rest is handed on whole
         return benchmark_volume_data.main(rest)
@@ -138,6 +143,8 @@ def main(argv=None):
         return benchmark_crossval_nnunet.main(rest)
     if known.augmentation:
         return bench_augmentation.main(rest)
+    if known.volume_prediction:
+        return bench_volume_prediction.main(rest)
     parser = build_parser()
     args = parser.parse_args(rest)
     if args.volume and args.volume_net == 'demo' and args.size % 64:

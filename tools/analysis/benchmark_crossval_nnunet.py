@@ -37,6 +37,24 @@ NNUNET_TRAINERS = {1: 'nnUNetTrainer_1epoch', 5: 'nnUNetTrainer_5epochs', 10: 'n
 ITERATIONS_PER_EPOCH = 250  # nnU-Net's
 CLASSES = ['background', 'liver', 'lesion']
 MIRROR = [[2], [3], [4], [2, 3], [2, 4], [3, 4], [2, 3, 4]]
+# Ablations of a densedet system, named after it with '+' (``--systems denseunet3d+adamw+instnorm``):
+# each changes one thing towards what nnU-Net does, on top of the system's benchmark config.
+ABLATIONS = {
+    # AdamW with a warm-up (the 3D demo's optimizer) instead of SGD momentum 0.99 from the first step
+    'adamw': '''optim_wrapper = dict(_delete_=True, type='OptimWrapper', clip_grad=dict(max_norm=12),
+                     optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
+                   dict(type='PolyLR', eta_min=0.0, power=0.9, begin=20, end={iters}, by_epoch=False)]
+''',
+    # nnU-Net's normalisation: instance norm (batch statistics of 2 patches are noisy)
+    'instnorm': '''model = dict(backbone=dict(norm_cfg=dict(type='IN3d', affine=True)),
+             decode_head=dict(norm_cfg=dict(type='IN3d', affine=True)))
+''',
+    # cross-entropy averaged over the labelled voxels only (padding is ignored, ~26 % of a patch)
+    'ce': '''model = dict(losses=[dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+                     dict(type='SoftDiceLoss', loss_weight=1.0)])
+''',
+}
 
 NNUNET_SPEED = r'''
 import json, statistics, sys, time
@@ -116,6 +134,19 @@ def prepare(args, work, env, log):
 
 
 def densedet_config(args, work, system, plan) -> str:
+    """Write ``WORK/configs/SYSTEM.py``; an ablated system (``base+a+b``) is a chain of configs, each on
+    top of the one before."""
+    if '+' in system:
+        parent, ablation = system.rsplit('+', 1)
+        if ablation not in ABLATIONS:
+            raise SystemExit(f'unknown ablation {ablation!r} in {system!r}: one of {sorted(ABLATIONS)}')
+        base = densedet_config(args, work, parent, plan)
+        text = f"_base_ = ['./{osp.basename(base)}']\n"
+        text += ABLATIONS[ablation].format(iters=args.epochs * ITERATIONS_PER_EPOCH)
+        path = osp.join(work, 'configs', f'{system}.py')
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
     from densedet.transforms import spatial_input_size
     patch = tuple(plan['patch_size'])
     iters = args.epochs * ITERATIONS_PER_EPOCH

@@ -1,10 +1,12 @@
 """Volume segmentors: patch training, Gaussian sliding-window inference.
 
-The window stitching is MONAI's ``sliding_window_inference`` (the better-kept implementation;
-an own version measured the same speed and memory, ``docs/benchmarks.md``); densedet adds the
-per-window mirror TTA, the crop of the padding and the resize back to each case's original grid.
+The window grid and Gaussian map are MONAI's; ``predict`` blends them slab by slab along D and
+turns each finished slab into labels on the case's original grid (:mod:`.sliding_window`), so
+memory does not grow with classes x volume; ``inference`` (MONAI's ``sliding_window_inference``)
+returns the whole volume's logits. densedet adds the per-window mirror TTA, the crop of the
+padding and the resize back to each case's original grid.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -17,6 +19,7 @@ from densedet.structures import IGNORE_INDEX, VolumeDataSample, labels_from_prob
 
 from ..losses import deep_supervision_losses
 from ..utils import resize_logits
+from .sliding_window import SlabLabeller, blended_slabs, mirror_flip_axes
 
 DEFAULT_LOSSES = (dict(type='CrossEntropyLoss', loss_weight=1.0), )
 
@@ -34,9 +37,12 @@ class BaseVolumeSegmentor(BaseModel):
             ``overlap`` (0.5), ``sw_batch_size`` (1), ``blend`` (``'gaussian'`` |
             ``'constant'``), ``sigma_scale`` (0.125), ``flip_axes`` (e.g. ``[[2], [3], [4],
             [3, 4]]``: flip TTA, each entry a set of tensor dims to flip; logits averaged with
-            the unflipped pass), ``keep_logits`` (store ``seg_logits`` on the samples),
+            the unflipped pass), ``mirror_axes`` (instead of ``flip_axes``: spatial axes 0-2
+            mirrored in every combination, nnU-Net's TTA), ``keep_logits`` (store ``seg_logits`` on the samples),
             ``largest_component`` (classes, or the JSON of tools/analysis/decide_postprocessing.py,
-            reduced to their largest connected component after the argmax).
+            reduced to their largest connected component after the argmax), ``bounded_memory``
+            (True: slab-wise blending and argmax, :mod:`.sliding_window`; False: MONAI's
+            whole-volume logits first; the same labels).
 
     Region-based tasks (the samples carry the dataset's ``regions``): one output per region, the
     losses see per-region 0 / 1 targets (sigmoid losses), and ``predict`` paints the regions above
@@ -112,7 +118,10 @@ class BaseVolumeSegmentor(BaseModel):
 
     # --- inference --------------------------------------------------------------------------
     def _window_predictor(self):
-        flips = [tuple(f) for f in self.test_cfg.get('flip_axes') or []]
+        flips = self.test_cfg.get('flip_axes')
+        if not flips and self.test_cfg.get('mirror_axes'):
+            flips = mirror_flip_axes(self.test_cfg['mirror_axes'])
+        flips = [tuple(f) for f in flips or []]
 
         def predict(windows: torch.Tensor) -> torch.Tensor:
             logits = self.forward_logits(windows).float()  # blended in float32, also under autocast
@@ -129,12 +138,22 @@ class BaseVolumeSegmentor(BaseModel):
         from monai.inferers import sliding_window_inference
         cfg = self.test_cfg
         roi = cfg.get('roi_size') or tuple(inputs.shape[2:])
-        blend = cfg.get('blend', 'gaussian')
+        return sliding_window_inference(inputs, tuple(roi), cfg.get('sw_batch_size', 1), self._window_predictor(),
+                                        overlap=cfg.get('overlap', 0.5), mode=self._blend_mode(),
+                                        sigma_scale=cfg.get('sigma_scale', 0.125))
+
+    def inference_slabs(self, inputs: torch.Tensor) -> Iterator[tuple]:
+        """The same logits as :meth:`inference` for one case, slab by slab along D
+        (:func:`~densedet.models.segmentors.sliding_window.blended_slabs`): memory one window deep."""
+        cfg = self.test_cfg
+        return blended_slabs(inputs, self._window_predictor(), cfg.get('roi_size'), cfg.get('overlap', 0.5),
+                             cfg.get('sw_batch_size', 1), self._blend_mode(), cfg.get('sigma_scale', 0.125))
+
+    def _blend_mode(self) -> str:
+        blend = self.test_cfg.get('blend', 'gaussian')
         if blend not in ('gaussian', 'constant'):
             raise BadConfigError(f"test_cfg.blend must be 'gaussian' or 'constant', got {blend!r}")
-        return sliding_window_inference(inputs, tuple(roi), cfg.get('sw_batch_size', 1), self._window_predictor(),
-                                        overlap=cfg.get('overlap', 0.5), mode=blend,
-                                        sigma_scale=cfg.get('sigma_scale', 0.125))
+        return blend
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> list:
         if data_samples is None:
@@ -142,17 +161,26 @@ class BaseVolumeSegmentor(BaseModel):
         keep = self.test_cfg.get('keep_logits', False)
         largest = largest_component_classes(self.test_cfg.get('largest_component'))
         for i, sample in enumerate(data_samples):
-            logits = self.inference(inputs[i:i + 1])
             shape = tuple(sample.metainfo.get('img_shape', inputs.shape[2:]))
-            logits = logits[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
             ori_shape = tuple(sample.metainfo.get('ori_shape', shape))
-            logits = resize_logits(logits, ori_shape)[0]
             regions = sample.metainfo.get('regions')
-            if regions:
-                self._check_regions(logits[None], regions)
-                sample.pred_seg = labels_from_probabilities(logits.sigmoid(), regions)
-            else:
-                sample.pred_seg = logits.argmax(0)
+
+            def to_labels(logits, regions=regions):
+                if regions:
+                    self._check_regions(logits[None], regions)
+                    return labels_from_probabilities(logits.sigmoid(), regions)
+                return logits.argmax(0)  # (a transposed view in the bounded path: argmax reads it in place)
+
+            if self.test_cfg.get('bounded_memory', True):
+                labeller = SlabLabeller(shape, ori_shape, to_labels, keep_logits=keep)
+                for d_start, slab in self.inference_slabs(inputs[i:i + 1]):
+                    labeller.add(d_start, slab)
+                sample.pred_seg, logits = labeller.result()
+            else:  # the whole volume's logits, then the argmax (MONAI's path)
+                logits = self.inference(inputs[i:i + 1])
+                logits = logits[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
+                logits = resize_logits(logits, ori_shape)[0]
+                sample.pred_seg = to_labels(logits)
             if largest:
                 sample.pred_seg = keep_largest_component(sample.pred_seg, largest)
             if keep:

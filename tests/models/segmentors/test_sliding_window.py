@@ -103,3 +103,84 @@ def test_documented_weight_shape():
 def test_bad_blend():
     with pytest.raises(ValueError, match="blend must be 'gaussian' or 'constant'"):
         NetSegmentor(nn.Identity(), blend='median').inference(torch.zeros(1, 1, 4, 4, 4))
+
+
+# --- bounded-memory prediction (slab-wise blending + argmax) ------------------------------------
+def predict_both(net, x, metainfo, **test_cfg):
+    """``predict`` through the bounded path and through MONAI's whole-volume logits."""
+    from densedet.structures import VolumeDataSample
+    out = {}
+    for bounded in (True, False):
+        seg = NetSegmentor(net, keep_logits=True, bounded_memory=bounded, **test_cfg)
+        with torch.no_grad():
+            out[bounded] = seg.predict(x, [VolumeDataSample(metainfo=dict(metainfo))])[0]
+    return out[True], out[False]
+
+
+@pytest.mark.parametrize('size, roi, overlap, metainfo', [
+    ((23, 37, 41), (8, 16, 16), 0.5, dict()),  # no resize
+    ((23, 37, 41), (8, 16, 16), 0.5, dict(img_shape=(21, 30, 41), ori_shape=(40, 25, 70))),  # crop + resize
+    ((5, 9, 40), (8, 16, 16), 0.25, dict(img_shape=(5, 9, 40), ori_shape=(3, 18, 20))),  # smaller than window
+])
+def test_bounded_prediction_equals_whole_volume_prediction(size, roi, overlap, metainfo):
+    metainfo.setdefault('img_shape', size)
+    x = torch.randn(1, 2, *size)
+    bounded, full = predict_both(conv_net(2, 5), x, metainfo, roi_size=roi, overlap=overlap, sw_batch_size=3)
+    assert bounded.pred_seg.shape == full.pred_seg.shape == metainfo.get('ori_shape', metainfo['img_shape'])
+    assert torch.equal(bounded.pred_seg, full.pred_seg)
+    assert torch.allclose(bounded.seg_logits.softmax(0), full.seg_logits.softmax(0), atol=1e-3)
+
+
+def test_bounded_prediction_paints_regions_like_the_whole_volume():
+    regions = [dict(name='whole', labels=[1, 2], order=1), dict(name='core', labels=[2], order=2)]
+    x = torch.randn(1, 1, 12, 20, 18)
+    bounded, full = predict_both(conv_net(1, 2), x, dict(img_shape=(12, 20, 18), ori_shape=(15, 20, 30),
+                                                         regions=regions), roi_size=(6, 8, 8))
+    assert torch.equal(bounded.pred_seg, full.pred_seg)
+    assert set(bounded.pred_seg.unique().tolist()) <= {0, 1, 2}
+
+
+def test_probabilities_that_do_not_fit_are_refused_with_their_size(monkeypatch):
+    from densedet.errors import BadInputError
+    from densedet.models.segmentors import sliding_window
+    monkeypatch.setattr(sliding_window, 'available_memory', lambda device: 2**20)
+    with pytest.raises(BadInputError, match=r'probabilities of 117 classes at \(300, 512, 512\) needs 34\.3 GiB'):
+        sliding_window.allocate_logits(117, (300, 512, 512), torch.device('cpu'))
+
+
+PEAK_SCRIPT = r'''
+import resource, sys, torch
+sys.path.insert(0, sys.argv[1])
+from test_sliding_window import NetSegmentor
+from densedet.structures import VolumeDataSample
+torch.set_num_threads(1)
+net = torch.nn.Conv3d(1, 40, 1).eval()  # 40 classes
+x = torch.randn(1, 1, 96, 192, 192)
+case = dict(img_shape=(96, 192, 192), ori_shape=(120, 192, 192))
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with torch.no_grad():
+    for bounded in (True, False):  # the bounded path first: the peak only grows
+        seg = NetSegmentor(net, roi_size=(8, 64, 64), overlap=0.5, sw_batch_size=4, bounded_memory=bounded)
+        seg.predict(x[:, :, :8, :64, :64], [VolumeDataSample(metainfo=dict(img_shape=(8, 64, 64),
+                                                                           ori_shape=(9, 60, 60)))])  # warm-up
+        before = before if not bounded else peak()
+        seg.predict(x, [VolumeDataSample(metainfo=case)])
+        print('bounded' if bounded else 'full', peak() - before)
+'''
+
+
+def test_bounded_prediction_peak_memory_does_not_hold_the_whole_logits(tmp_path):
+    """A 40-class case resized to 120 x 192 x 192: the whole-volume path holds its float32 logits
+    (708 MB, + the resize's input); the bounded path a window-deep ring (8 x 192 x 192 x 40), the
+    labels and a fixed overhead (code pages, transient slabs): ~150 MB here."""
+    import os.path as osp
+    import subprocess
+    import sys
+    script = tmp_path / 'peak.py'
+    script.write_text(PEAK_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), osp.dirname(__file__)], capture_output=True, text=True,
+                         check=True).stdout
+    peaks = {mode: int(value) for mode, value in (line.split() for line in out.splitlines()[-2:])}
+    whole_logits = 40 * 120 * 192 * 192 * 4
+    assert peaks['full'] > whole_logits, peaks
+    assert peaks['bounded'] < 0.5 * whole_logits, peaks

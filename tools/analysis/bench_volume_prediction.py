@@ -1,0 +1,185 @@
+"""Volume prediction at real size (``benchmark.py --volume-prediction``): peak memory and time of
+sliding-window prediction to labels, densedet's bounded path against MONAI's
+``sliding_window_inference`` (default and buffered) and nnU-Net v2's predictor, on one synthetic CT,
+the same network, window and weights, for a few and for many classes.
+
+    python tools/analysis/benchmark.py --volume-prediction [--shape 300 512 512] [--classes 3 117]
+        [--roi 48 160 160] [--systems densedet monai monai-buffered nnunet] [--threads 2]
+
+Every run is a fresh process (``.venv-nnunet/bin/python`` for nnU-Net, its predictor's
+``predict_sliding_window_return_logits`` + argmax, as its export does without resampling); peak
+memory is the rise of the peak RSS over the process after the network and the volume exist. A run
+whose known floor (MONAI: the float32 logits of the volume, nnU-Net: float16) does not fit in the
+free memory is not started; its floor is reported instead. Labels are compared voxel for voxel with
+MONAI's (the path densedet used before; equal blending) and with nnU-Net's (its own window
+positions and float16 sums: agreement, not identity).
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from bench_common import ROOT, write_report
+
+WORKER = r'''
+import json, resource, sys, time
+import numpy as np
+import torch
+system, classes, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+shape, roi, out_path = tuple(json.loads(sys.argv[4])), tuple(json.loads(sys.argv[5])), sys.argv[6]
+torch.set_num_threads(threads)
+rng = np.random.default_rng(0)  # the same volume and weights in both virtual environments
+net = torch.nn.Sequential(torch.nn.Conv3d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(16, classes, 1))
+with torch.no_grad():
+    for p in net.parameters():
+        p.copy_(torch.from_numpy(rng.standard_normal(tuple(p.shape), dtype=np.float32) * 0.3))
+net.eval()
+volume = torch.from_numpy(rng.standard_normal((1, 1) + shape, dtype=np.float32))
+
+
+def densedet_labels():
+    from mmengine.registry import init_default_scope
+    from densedet.models.segmentors import BaseVolumeSegmentor
+    from densedet.structures import VolumeDataSample
+
+    class Segmentor(BaseVolumeSegmentor):
+        def forward_logits(self, x):
+            return net(x)
+
+    init_default_scope('mmseg')
+    seg = Segmentor(test_cfg=dict(roi_size=roi, overlap=0.5, sw_batch_size=1, blend='gaussian'))
+    return lambda v: seg.predict(v, [VolumeDataSample(metainfo=dict(img_shape=tuple(v.shape[2:])))])[0].pred_seg
+
+
+def monai_labels(buffered):
+    from monai.inferers import sliding_window_inference
+    extra = dict(buffer_steps=1, buffer_dim=0) if buffered else {}
+    return lambda v: sliding_window_inference(v, roi, 1, net, overlap=0.5, mode='gaussian', sigma_scale=0.125,
+                                            **extra).argmax(1)[0]
+
+
+def nnunet_labels():
+    from types import SimpleNamespace
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                perform_everything_on_device=False, device=torch.device('cpu'), verbose=False,
+                                allow_tqdm=False)
+    predictor.network = net
+    predictor.configuration_manager = SimpleNamespace(patch_size=list(roi))
+    predictor.label_manager = SimpleNamespace(num_segmentation_heads=classes)
+    predictor.allowed_mirroring_axes = None
+    return lambda v: predictor.predict_sliding_window_return_logits(v[0]).argmax(0)
+
+
+run = dict(densedet=densedet_labels, monai=lambda: monai_labels(False), nnunet=nnunet_labels,
+           **{'monai-buffered': lambda: monai_labels(True)})[system]()
+with torch.no_grad():  # warm-up on one window's worth: imports and first calls are not timed
+    run(volume[(slice(None), slice(None)) + tuple(slice(0, r) for r in roi)])
+with open('/proc/self/statm') as f:
+    before = int(f.read().split()[1]) * resource.getpagesize()
+start = time.perf_counter()
+with torch.no_grad():
+    labels = run(volume)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+np.save(out_path, labels.to(torch.uint8 if classes < 256 else torch.int16).numpy())
+print('RESULT ' + json.dumps(dict(seconds=seconds, peak_gib=peak / 2**30)))
+'''
+
+SYSTEMS = ('densedet', 'monai', 'monai-buffered', 'nnunet')
+
+
+def floor_gib(system: str, classes: int, shape, roi) -> float:
+    """The memory a run cannot do without: the logits it keeps (the input excluded)."""
+    voxels = math.prod(shape)
+    if system == 'densedet':
+        return classes * roi[0] * shape[1] * shape[2] * 4 / 2**30  # the ring buffer
+    if system == 'nnunet':
+        return (classes + 1) * voxels * 2 / 2**30  # float16 logits + counts
+    return (classes + 1) * voxels * 4 / 2**30  # MONAI: float32 output + count map
+
+
+def free_gib() -> float:
+    with open('/proc/meminfo') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('MemAvailable:')) / 2**20
+
+
+def run_one(args, system: str, classes: int, out_path: str) -> dict:
+    python = args.nnunet_python if system == 'nnunet' else sys.executable
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=ROOT,
+               nnUNet_raw='/nonexistent', nnUNet_preprocessed='/nonexistent', nnUNet_results='/nonexistent')
+    cmd = [python, '-c', WORKER, system, str(classes), str(args.threads), json.dumps(args.shape), json.dumps(args.roi),
+           out_path]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0 or 'RESULT ' not in out.stdout:
+        return dict(error=(out.stderr.strip().splitlines() or [f'exit {out.returncode}'])[-1])
+    return json.loads(out.stdout.split('RESULT ', 1)[1].splitlines()[0])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--shape', type=int, nargs=3, default=[300, 512, 512], metavar=('D', 'H', 'W'))
+    parser.add_argument('--roi', type=int, nargs=3, default=[48, 160, 160], metavar=('D', 'H', 'W'))
+    parser.add_argument('--classes', type=int, nargs='+', default=[3, 117])
+    parser.add_argument('--systems', nargs='+', default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--nnunet-python', default=osp.join(ROOT, '.venv-nnunet', 'bin', 'python'))
+    parser.add_argument('--json', help='also write the results here')
+    args = parser.parse_args(argv)
+    if 'nnunet' in args.systems and not osp.isfile(args.nnunet_python):
+        raise SystemExit(f'{args.nnunet_python} not found: bash tools/analysis/setup_nnunet_venv.sh')
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for classes in args.classes:
+            for system in args.systems:
+                floor = floor_gib(system, classes, args.shape, args.roi)
+                free = free_gib()
+                path = osp.join(tmp, f'{system}_{classes}.npy')
+                if floor > 0.9 * free:
+                    r = dict(skipped=f'needs >= {floor:.1f} GiB, {free:.1f} GiB free')
+                else:
+                    r = run_one(args, system, classes, path)
+                r['floor_gib'] = floor
+                results[f'{system}/{classes}'] = r
+                print(f'{system}, {classes} classes: {r}', file=sys.stderr, flush=True)
+            labels = {s: np.load(osp.join(tmp, f'{s}_{classes}.npy'), mmap_mode='r') for s in args.systems
+                      if osp.isfile(osp.join(tmp, f'{s}_{classes}.npy'))}
+            for s, lab in labels.items():
+                for ref in ('monai', 'nnunet'):
+                    if ref in labels and ref != s:
+                        results[f'{s}/{classes}'][f'same_as_{ref}'] = float(np.mean(lab == labels[ref]))
+    print_table(args, results)
+    write_report(args, results=results)
+    return results
+
+
+def print_table(args, results: dict) -> None:
+    d, h, w = args.shape
+    print(f'\nsliding-window prediction to labels, volume {d}x{h}x{w}, window {"x".join(map(str, args.roi))}, '
+          f'overlap 0.5, Gaussian, 1 window per batch, no mirroring, {args.threads} threads\n')
+    print('| classes | system | peak memory (GiB) | vs MONAI default | time (s) | vs nnU-Net | labels = MONAI '
+          '| labels = nnU-Net |')
+    print('|---|---|---|---|---|---|---|---|')
+    for classes in args.classes:
+        monai, nnunet = results.get(f'monai/{classes}', {}), results.get(f'nnunet/{classes}', {})
+        for system in args.systems:
+            r = results[f'{system}/{classes}']
+            if 'seconds' not in r:
+                why = r.get('skipped') or f"failed: {r.get('error')}"
+                print(f'| {classes} | {system} | {why} (floor {r["floor_gib"]:.1f}) | | | | | |')
+                continue
+            base_mem = monai.get('peak_gib') or monai.get('floor_gib')
+            mem_ratio = f"{r['peak_gib'] / base_mem:.2f}x" + ('' if 'peak_gib' in monai else ' of its floor')
+            time_ratio = f"{r['seconds'] / nnunet['seconds']:.2f}x" if 'seconds' in nnunet else ''
+            same = [f"{100 * r[k]:.3f} %" if k in r else '' for k in ('same_as_monai', 'same_as_nnunet')]
+            print(f"| {classes} | {system} | {r['peak_gib']:.2f} | {mem_ratio} | {r['seconds']:.1f} | {time_ratio} "
+                  f"| {same[0]} | {same[1]} |")
+
+
+if __name__ == '__main__':
+    main()
