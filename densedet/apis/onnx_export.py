@@ -10,7 +10,9 @@ logits at the input's size, ``(N, K, H, W)``; mean / std normalisation and the B
 the config's data preprocessor are part of the graph. 2D segmentors run their decode head once
 over the whole input (``test_cfg.mode='slide'`` configs are exported as one window of the given
 shape: resize the image to it, as ``tools/deploy/infer_onnx.py`` does); volume segmentors export
-one window (``--shape D H W``), the sliding window stays outside.
+one window (``--shape D H W``, or any multiple of the network's stride with ``dynamic_size``), the
+sliding window stays outside, and :func:`volume_metadata` records what the rest of the pipeline
+needs (resampling, normalisation, window, blending, labels) for ``tools/deploy/infer_onnx.py``.
 
 ``dynamic_size=True`` (2D models) leaves H and W free as multiples of ``size_divisor`` (32); pad an
 image to the next multiple, as mmseg's ``size_divisor`` does (``infer_onnx.py`` pads with
@@ -29,7 +31,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from densedet.errors import BadConfigError
+from densedet.errors import BadConfigError, UnsupportedError
 
 # Free-size graphs take multiples of it: every 2D family's output stride divides 32.
 SIZE_DIVISOR = 32
@@ -174,14 +176,18 @@ def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic
     if dynamic_batch:
         dims[0] = torch.export.Dim('batch', min=1, max=1024)
     if dynamic_size:
-        if model.kind == 'volume':
-            raise BadConfigError('dynamic_size: volume models are exported as one sliding window of a fixed size')
-        if any(s % size_divisor for s in shape):
+        divisors = volume_size_divisor(model) if model.kind == 'volume' else (size_divisor, ) * 2
+        what = 'x'.join(map(str, divisors)) if model.kind == 'volume' else str(size_divisor)
+        if any(s % d for s, d in zip(shape, divisors)):
             raise BadConfigError(f'dynamic_size: the example shape {tuple(shape)} must be a multiple of '
-                                 f'size_divisor={size_divisor}')
+                                 f'size_divisor={what}')
+        if any(s // d < 2 for s, d in zip(shape, divisors)):  # a multiple of 1 would be traced as a constant
+            raise BadConfigError(f'dynamic_size: the example shape {tuple(shape)} must be at least twice '
+                                 f'size_divisor={what} on every axis')
         # Sizes declared as multiples: the exporter can then prove that every stride divides them.
-        for axis, name in ((2, 'height'), (3, 'width')):
-            dims[axis] = size_divisor * torch.export.Dim(f'{name}_div{size_divisor}', min=1, max=8192 // size_divisor)
+        names = ('depth', 'height', 'width')[-len(divisors):]
+        for axis, (name, div) in enumerate(zip(names, divisors), start=2):
+            dims[axis] = div * torch.export.Dim(f'{name}_div{div}', min=1, max=8192 // div)
     traced = _with_matrix_pooling(wrapper) if dynamic_size else wrapper
     # A dynamic batch is traced with 2 (1 would be specialised) and without mkldnn: its conv backend
     # choice depends on the batch size, which would put a batch guard into the graph.
@@ -194,6 +200,56 @@ def export_onnx(model, path: str, shape: Sequence[int], opset: int = 18, dynamic
                           opset_version=opset, dynamo=True, dynamic_shapes=(dims, ) if dims else None)
     _inline_weights(path)
     return wrapper
+
+
+def volume_size_divisor(model) -> tuple:
+    """The network's stride per axis (the data preprocessor's ``size_divisor``, ``(D, H, W)``)."""
+    div = model.cfg.model.get('data_preprocessor', {}).get('size_divisor') or 1
+    return tuple(int(d) for d in (div if isinstance(div, (tuple, list)) else (div, ) * 3))
+
+
+# The test-pipeline steps tools/deploy/onnx_volume.py reproduces without torch, and what they record.
+_VOLUME_STEPS = ('LoadVolumeFromFile', 'NormalizeFromPlans', 'IntensityWindow', 'ZScoreNormalize', 'ResampleSpacing',
+                 'PackVolumeInputs')
+
+
+def volume_metadata(model) -> dict:
+    """What ``tools/deploy/infer_onnx.py`` needs besides the network to segment a NIfTI case: the
+    config's test pipeline as steps with their plans (target spacing, normalisation scheme and
+    statistics), the window (``roi_size``), overlap, Gaussian blending sigma, mirroring, the
+    network's stride, class names, label values and regions. ``flip_axes``: the mirroring TTA as
+    sets of tensor dims (2-4), each averaged with the unflipped pass."""
+    from densedet.fileio import load_plans
+    cfg = model.cfg
+    pipeline = []
+    for step in cfg.test_dataloader.dataset.pipeline:
+        kind = step['type'] if isinstance(step['type'], str) else step['type'].__name__
+        if kind not in _VOLUME_STEPS:
+            raise UnsupportedError(f'test pipeline step {kind!r} has no torch-free version in '
+                                   f'tools/deploy/onnx_volume.py (it runs {", ".join(_VOLUME_STEPS)})')
+        if kind == 'NormalizeFromPlans':
+            pipeline.append(dict(type=kind, schemes=load_plans(step['plans_file'])['normalization']))
+        elif kind == 'ResampleSpacing':
+            spacing = step.get('spacing') or load_plans(step['plans_file'])['target_spacing']
+            pipeline.append(dict(type=kind, spacing=list(spacing)))
+        elif kind == 'IntensityWindow':
+            pipeline.append(dict(type=kind, window=list(step.get('window', (-200.0, 250.0))),
+                                 out_range=list(step.get('out_range', (0.0, 1.0)))))
+        elif kind == 'ZScoreNormalize':
+            pipeline.append(dict(type=kind, mean=step.get('mean'), std=step.get('std')))
+    test_cfg = model.test_cfg
+    flips = test_cfg.get('flip_axes')
+    if not flips and test_cfg.get('mirror_axes'):
+        from densedet.models.segmentors.sliding_window import mirror_flip_axes
+        flips = mirror_flip_axes(test_cfg['mirror_axes'])
+    meta = model.dataset_meta or {}
+    roi = test_cfg.get('roi_size')
+    return dict(pipeline=pipeline, roi_size=list(roi) if roi else None, overlap=test_cfg.get('overlap', 0.5),
+                sigma_scale=test_cfg.get('sigma_scale', 0.125), blend=test_cfg.get('blend', 'gaussian'),
+                flip_axes=[list(f) for f in flips or []], size_divisor=list(volume_size_divisor(model)),
+                classes=list(meta['classes']) if meta.get('classes') else None,
+                label_values=list(meta['label_values']) if meta.get('label_values') is not None else None,
+                regions=meta.get('regions'))
 
 
 def _inline_weights(path: str, limit: int = 2**31 - 2**27) -> None:

@@ -14,6 +14,8 @@ import torch
 from densedet.apis import export_onnx, init_model
 from densedet.apis.onnx_export import MatrixAdaptiveAvgPool2d, _Preprocess, example_input, pad_pixel
 
+from scripts import load_script
+
 ort = pytest.importorskip('onnxruntime')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -156,10 +158,20 @@ def test_dynamic_size_export_runs_at_other_sizes(config, tmp_path):
         np.testing.assert_allclose(logits, expected.numpy(), rtol=0, atol=ATOL)
 
 
-def test_dynamic_size_rejects_volumes_and_sizes_off_the_divisor(tmp_path):
-    volume = init_model(osp.join(ROOT, 'configs/demo/denseunet3d_msd-liver_demo.py'))
-    with pytest.raises(ValueError, match='volume models'):
+def test_dynamic_size_volume_export_and_sizes_off_the_divisor(tmp_path):
+    torch.manual_seed(0)
+    volume = init_model(osp.join(ROOT, 'configs/demo/denseunet3d_msd-liver_demo.py'))  # stride (4, 32, 32)
+    with pytest.raises(ValueError, match=r'must be at least twice size_divisor=4x32x32'):
         export_onnx(volume, str(tmp_path / 'v.onnx'), (16, 32, 32), dynamic_size=True)
+    with pytest.raises(ValueError, match=r'multiple of size_divisor=4x32x32'):
+        export_onnx(volume, str(tmp_path / 'v.onnx'), (16, 64, 48), dynamic_size=True)
+    path = str(tmp_path / 'v.onnx')
+    wrapper = export_onnx(volume, path, (8, 64, 64), dynamic_size=True)
+    for shape in ((8, 64, 64), (12, 32, 96)):  # D, H, W any multiples of the stride
+        x = example_input(volume, shape, seed=3)
+        with torch.no_grad():
+            expected = wrapper(x)
+        np.testing.assert_allclose(_run(path, x)[0], expected.numpy(), rtol=0, atol=ATOL)
     image = init_model(osp.join(ROOT, 'configs/unetpp/unetpp_drive.py'))
     with pytest.raises(ValueError, match='multiple of size_divisor=32'):
         export_onnx(image, str(tmp_path / 'i.onnx'), (64, 100), dynamic_size=True)
@@ -198,3 +210,80 @@ def test_cli_dynamic_size_export_segments_images_at_their_own_size(repo_root, tm
         (logits,) = session.run(None, {'input': padded.transpose(2, 0, 1)[None]})
         label = np.asarray(Image.open(tmp_path / 'out' / 'pred' / f'{name}.png'))
         np.testing.assert_array_equal(label, logits[0].argmax(0)[:h, :w])
+
+
+# --- volumes: the whole pipeline from the ONNX file alone -----------------------------------------
+def test_numpy_pipeline_pieces_equal_pytorch_and_monai():
+    from monai.data.utils import compute_importance_map, dense_patch_slices
+
+    from densedet.models.utils import resize_logits
+    onnx_volume = load_script('tools/deploy/onnx_volume.py')
+    x = np.random.default_rng(0).normal(size=(3, 7, 20, 13)).astype(np.float32)
+    for shape in ((11, 9, 13), (4, 33, 5), (7, 20, 13)):
+        expected = resize_logits(torch.from_numpy(x)[None], shape)[0].numpy()
+        np.testing.assert_allclose(onnx_volume.linear_resize(x, shape), expected, rtol=0, atol=1e-5)
+    for roi in ((8, 16, 16), (5, 7, 9)):
+        np.testing.assert_allclose(onnx_volume.gaussian_map(roi), compute_importance_map(roi, mode='gaussian').numpy(),
+                                   rtol=1e-6)
+    for size, roi, overlap in (((30, 61, 17), (8, 16, 16), 0.5), ((8, 16, 40), (8, 16, 16), 0.25)):
+        interval = [r if r == s else max(int(r * (1 - overlap)), 1) for r, s in zip(roi, size)]
+        monai_starts = sorted({tuple(sl.start for sl in w) for w in dense_patch_slices(size, roi, interval)})
+        ours = [(d, h, w) for d in onnx_volume.window_starts(size[0], roi[0], overlap)
+                for h in onnx_volume.window_starts(size[1], roi[1], overlap)
+                for w in onnx_volume.window_starts(size[2], roi[2], overlap)]
+        assert ours == monai_starts
+
+
+def test_volume_export_segments_nifti_without_torch_like_pytorch(msd_demo, preprocessed_volume_config, tmp_path):
+    """The demo task's plans travel in the ONNX file; tools/deploy/infer_onnx.py (torch blocked) reads
+    each NIfTI case, resamples, normalises, slides the window with mirroring, resamples back and
+    writes labels with the input's affine: the same labels as densedet's PyTorch path."""
+    import nibabel as nib
+    from mmengine.config import Config
+
+    from densedet.apis import inference_volume
+    from densedet.preparation import plan_from_config
+    cfg_path = preprocessed_volume_config(msd_demo, tmp_path / 'pre')
+    plan_from_config(Config.fromfile(cfg_path), log=lambda *a: None, network=False)
+    torch.manual_seed(2)  # weights whose labels vary over the case (many seeds give one class everywhere)
+    model = init_model(cfg_path)
+    model.init_weights()
+    model.test_cfg['mirror_axes'] = [1, 2]
+    model.dataset_meta = dict(classes=['background', 'liver', 'tumour'], label_values=[0, 1, 2])
+    onnx_path = str(tmp_path / 'volume.onnx')
+    export_onnx(model, onnx_path, tuple(model.test_cfg['roi_size']))
+    from densedet.apis.onnx_export import volume_metadata
+    load_script('tools/deploy/export_onnx.py').add_metadata(onnx_path, model.dataset_meta,
+                                                            dict(volume=volume_metadata(model)))
+    cases = sorted(osp.join(msd_demo, 'imagesTr', f) for f in __import__('os').listdir(osp.join(msd_demo, 'imagesTr')))
+    blocker = tmp_path / 'blocker'
+    blocker.mkdir()
+    for name in ('torch', 'mmcv', 'mmengine', 'densedet', 'monai'):
+        (blocker / f'{name}.py').write_text(f'raise ImportError("{name} must not be imported")\n')
+    env = dict(__import__('os').environ, PYTHONPATH=str(blocker))
+    out = subprocess.run([sys.executable, 'tools/deploy/infer_onnx.py', onnx_path, osp.join(msd_demo, 'imagesTr'),
+                          '--out-dir', str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f'[{len(cases)}/{len(cases)}]' in out.stdout and 'cases/s' in out.stdout
+    for case in cases:
+        expected = inference_volume(model, case).pred_seg.numpy()
+        written = nib.load(str(tmp_path / 'out' / osp.basename(case)))
+        np.testing.assert_allclose(written.affine, nib.load(case).affine)
+        labels = np.asarray(written.dataobj).transpose(2, 1, 0)
+        assert labels.shape == expected.shape
+        assert (labels == expected).mean() >= 0.999, (case, (labels == expected).mean())
+        assert len(np.unique(expected)) > 1  # the comparison is not between two constant maps
+
+
+def test_volume_export_without_plans_is_refused(tmp_path):
+    torch.manual_seed(0)
+    model = init_model(osp.join(ROOT, 'configs/demo/denseunet3d_msd-liver_demo.py'))
+    path = str(tmp_path / 'bare.onnx')
+    export_onnx(model, path, (16, 32, 32))
+    out = subprocess.run([sys.executable, 'tools/deploy/infer_onnx.py', path, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        f'infer_onnx.py: error: {path} is a volume network without plans metadata ("volume"): export it again '
+        'with tools/deploy/export_onnx.py, which records the resampling, normalisation and window')

@@ -9,7 +9,10 @@ transforms, one sliding window); output: logits at the input size (docs in
 densedet/apis/onnx_export.py). Classes and palette of the checkpoint go into the ONNX metadata
 (``classes``, ``palette``, JSON), read by tools/deploy/infer_onnx.py; a ``--dynamic-size`` graph
 (H, W any multiples of 32) also records ``size_divisor`` and ``pad_pixel`` (the input pixel that
-normalises to zero, what mmseg pads with). With onnxruntime installed
+normalises to zero, what mmseg pads with). A volume model's export also carries its plans
+(``volume``: the test pipeline's resampling and normalisation, window, overlap, Gaussian sigma,
+mirroring, stride, label values; ``densedet.apis.onnx_export.volume_metadata``), so
+tools/deploy/infer_onnx.py segments NIfTI files from the ONNX file alone. With onnxruntime installed
 (``pip install -r requirements/deploy.txt``) the export is run on the CPU provider and the max abs
 difference against PyTorch is printed (a ``--dynamic-size`` graph also at a second size);
 ``--atol`` makes a larger one an error.
@@ -24,7 +27,7 @@ import torch
 import densedet  # noqa: F401
 from densedet.apis import export_onnx, init_model
 from densedet.apis.cli import run_tool
-from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel
+from densedet.apis.onnx_export import SIZE_DIVISOR, example_input, pad_pixel, volume_metadata, volume_size_divisor
 from densedet.errors import BadConfigError
 
 
@@ -62,7 +65,8 @@ def main(argv=None):
     parser.add_argument('--dynamic', action='store_true', help='both of the next two (2D models)')
     parser.add_argument('--dynamic-batch', action='store_true', help='free batch size')
     parser.add_argument('--dynamic-size', action='store_true',
-                        help=f'2D models: free H and W, multiples of {SIZE_DIVISOR} (--shape is the example size)')
+                        help=f'free H and W, multiples of {SIZE_DIVISOR} (volumes: D, H and W, multiples of the '
+                        "network's stride; --shape is the example size)")
     parser.add_argument('--opset', type=int, default=18, help="18: the exporter's own (no version conversion)")
     parser.add_argument('--atol', type=float, help='fail when onnxruntime differs from PyTorch by more')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
@@ -71,9 +75,13 @@ def main(argv=None):
         args.dynamic_batch = args.dynamic_size = True
     model = init_model(args.config, args.checkpoint)
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
+    extra = {}
+    if model.kind == 'volume':  # the plans travel with the network (before the export: fails early)
+        extra['volume'] = volume_metadata(model)
+    elif args.dynamic_size:
+        extra.update(size_divisor=SIZE_DIVISOR, pad_pixel=pad_pixel(model))
     wrapper = export_onnx(model, out, args.shape, opset=args.opset, dynamic_batch=args.dynamic_batch,
                           dynamic_size=args.dynamic_size)
-    extra = dict(size_divisor=SIZE_DIVISOR, pad_pixel=pad_pixel(model)) if args.dynamic_size else None
     add_metadata(out, model.dataset_meta or {}, extra)
     print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB)')
     if model.kind == 'det':
@@ -84,7 +92,8 @@ def main(argv=None):
     # A free-size graph is checked off its example size too: that is where exports go wrong.
     shapes = [args.shape]
     if args.dynamic_size:
-        shapes.append([s + SIZE_DIVISOR * (i + 1) for i, s in enumerate(args.shape)])
+        steps = volume_size_divisor(model) if model.kind == 'volume' else [SIZE_DIVISOR] * len(args.shape)
+        shapes.append([s + d * (i + 1) for i, (s, d) in enumerate(zip(args.shape, steps))])
     diff = max(compare_with_onnxruntime(model, wrapper, out, shape) for shape in shapes)
     sizes = ' and '.join('x'.join(map(str, shape)) for shape in shapes)
     print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g} (input {sizes})')

@@ -1,7 +1,13 @@
-"""Segment images with an exported model (tools/deploy/export_onnx.py): onnxruntime, numpy, OpenCV
-and Pillow only (no torch, no mmcv at run time).
+"""Segment images or NIfTI volumes with an exported model (tools/deploy/export_onnx.py): onnxruntime,
+numpy, OpenCV, Pillow and nibabel only (no torch, no mmcv at run time).
 
     python tools/deploy/infer_onnx.py MODEL.onnx INPUT [--out-dir DIR] [--opacity A]
+    python tools/deploy/infer_onnx.py VOLUME_MODEL.onnx CASE.nii.gz|FOLDER [--out-dir DIR]
+
+A volume export carries its plans (metadata ``volume``): each NIfTI case (a file, or the files of a
+folder; nnU-Net's ``CASE_0000.nii.gz`` channel files grouped) runs through the whole pipeline of
+tools/deploy/onnx_volume.py (resample, normalise, Gaussian sliding window, resample back) and is
+written to ``DIR/<name>`` with the input's affine and header.
 
 INPUT: an image, a folder of images or a quoted glob. For a fixed-size graph each image is resized
 to the model's input size, segmented, and the label map resized back (nearest); a free-size graph
@@ -16,16 +22,20 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import time
 
 import cv2
 import numpy as np
+import onnx_volume
 import onnxruntime as ort
 from PIL import Image
 
 # densedet.apis.collect_inputs does the same but importing densedet imports torch, which this
 # script must run without.
 SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+NIFTI = ('.nii.gz', '.nii')
+CHANNEL_FILE = re.compile(r'^(?P<case>.+)_(?P<channel>\d{4})(?P<ext>\.nii(\.gz)?)$')  # nnU-Net: CASE_0000.nii.gz
 
 
 def images_of(source):
@@ -72,7 +82,7 @@ def fail(message):
 
 
 def open_segmentor(path):
-    """An onnxruntime session of a 2D segmentor exported by export_onnx.py; one line for anything else."""
+    """An onnxruntime session of a segmentor exported by export_onnx.py; one line for anything else."""
     if not osp.isfile(path):
         fail(f'model file not found: {path}')
     try:
@@ -83,10 +93,57 @@ def open_segmentor(path):
     if outputs != ['logits']:
         fail(f'{path} has outputs {outputs}, not a segmentor\'s logits: a detector export holds only backbone + neck '
              'features (export_onnx.py), which this script cannot turn into predictions')
-    if len(session.get_inputs()[0].shape) != 4:
-        fail(f'{path} takes {len(session.get_inputs()[0].shape)}D input: this script segments 2D images '
-             '(volume exports are one sliding window; use tools/infer_volume.py)')
+    dims = len(session.get_inputs()[0].shape)
+    if dims == 5 and onnx_volume.METADATA_KEY not in metadata(session):
+        fail(f'{path} is a volume network without plans metadata ("{onnx_volume.METADATA_KEY}"): export it again '
+             'with tools/deploy/export_onnx.py, which records the resampling, normalisation and window')
+    if dims not in (4, 5):
+        fail(f'{path} takes {dims}D input: this script segments images (4D input) and volumes (5D)')
     return session
+
+
+def volume_cases(source):
+    """``[(name, [channel files])]`` of a NIfTI file or a folder of them."""
+    if osp.isfile(source):
+        return [(osp.basename(source), [source])]
+    if not osp.isdir(source):
+        fail(f'no input found at {source!r}')
+    files = sorted(f for f in os.listdir(source) if f.endswith(NIFTI))
+    if not files:
+        fail(f'{source}: no NIfTI files (.nii / .nii.gz) in this folder')
+    channels = [CHANNEL_FILE.match(f) for f in files]
+    if not all(channels):
+        return [(f, [osp.join(source, f)]) for f in files]
+    cases = {}
+    for m in channels:
+        cases.setdefault(m['case'] + m['ext'], []).append(osp.join(source, m.group(0)))
+    return sorted(cases.items())
+
+
+def segment_volumes(session, source, out_dir):
+    meta = metadata(session)[onnx_volume.METADATA_KEY]
+    name = session.get_inputs()[0].name
+
+    def run(window):
+        return session.run(None, {name: window})[0]
+
+    cases = volume_cases(source)
+    done, failed, start = 0, [], time.perf_counter()
+    for file_name, paths in cases:
+        try:
+            labels, affine, header = onnx_volume.predict_case(paths, run, meta)
+        except (OSError, ValueError, EOFError) as error:  # unreadable / corrupt files, wrong channel count
+            failed.append(f'{paths[0]}: {error}')
+            continue
+        out = osp.join(out_dir, file_name)
+        onnx_volume.write_labels(labels, out, affine, header)
+        done += 1
+        elapsed = time.perf_counter() - start
+        print(f'[{done + len(failed)}/{len(cases)}] {paths[0]} -> {out} ({done / elapsed:.2f} cases/s)')
+    if failed:
+        print(f'{len(failed)} case(s) could not be read:\n  ' + '\n  '.join(failed))
+    if not done:
+        fail(f'none of the {len(cases)} case(s) at {source!r} could be segmented')
 
 
 def main(argv=None):
@@ -97,6 +154,8 @@ def main(argv=None):
     parser.add_argument('--opacity', type=float, default=0.5)
     args = parser.parse_args(argv)
     session = open_segmentor(args.model)
+    if len(session.get_inputs()[0].shape) == 5:
+        return segment_volumes(session, args.input, args.out_dir)
     shape = session.get_inputs()[0].shape[2:]
     paths = images_of(args.input)
     if not paths:
