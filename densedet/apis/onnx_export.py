@@ -230,8 +230,9 @@ def volume_metadata(model) -> dict:
         if kind == 'NormalizeFromPlans':
             pipeline.append(dict(type=kind, schemes=load_plans(step['plans_file'])['normalization']))
         elif kind == 'ResampleSpacing':
-            spacing = step.get('spacing') or load_plans(step['plans_file'])['target_spacing']
-            pipeline.append(dict(type=kind, spacing=list(spacing)))
+            plans = load_plans(step['plans_file']) if step.get('plans_file') else {}
+            spacing = step.get('spacing') or plans['target_spacing']
+            pipeline.append(dict(type=kind, spacing=list(spacing), axes=plans.get('axes')))
         elif kind == 'IntensityWindow':
             pipeline.append(dict(type=kind, window=list(step.get('window', (-200.0, 250.0))),
                                  out_range=list(step.get('out_range', (0.0, 1.0)))))

@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import tempfile
 import zlib
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -48,6 +48,14 @@ def from_dhw(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3:
         return array.transpose(2, 1, 0)
     return array.transpose(3, 2, 1, 0)
+
+
+def voxel_axes(affine: np.ndarray) -> List[str]:
+    """The world axis each of densedet's ``(D, H, W)`` axes runs along, ``'LR'`` / ``'AP'`` / ``'SI'``
+    (nibabel's closest axis codes, direction ignored): what a network trained on one slice
+    direction needs its inputs to keep."""
+    pairs = {'L': 'LR', 'R': 'LR', 'A': 'AP', 'P': 'AP', 'S': 'SI', 'I': 'SI'}
+    return [pairs[c] for c in nib.aff2axcodes(affine)[::-1]]  # file axes (i, j, k) are (W, H, D)
 
 
 def read_nifti(path: str, dtype=np.float32, channels: Optional[bool] = False, what: str = 'image') -> NiftiVolume:

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from densedet.errors import BadDataError
-from densedet.fileio import write_json
+from densedet.fileio import voxel_axes, write_json
 from densedet.transforms import LoadVolumeFromFile, nonzero_bbox
 
 from .jobs import raw_cases, run_cases
@@ -57,7 +57,7 @@ def fingerprint_case(results: dict, seed: int) -> dict:
             values = values[rng.choice(len(values), FOREGROUND_SAMPLES, replace=False)]
         intensities.append(values.astype(np.float64))
     return dict(case_id=results['case_id'], shape=list(img.shape[1:]), spacing=list(results['spacing']),
-                nonzero_shape=[b - a for a, b in box],
+                nonzero_shape=[b - a for a, b in box], axes=voxel_axes(results['affine']),
                 foreground=[dict(count=int(v.size), mean=float(v.mean()) if v.size else 0.0,
                                  samples=v.tolist()) for v in intensities])
 
@@ -106,6 +106,9 @@ def make_plans(fingerprints: Sequence[dict], modalities: Sequence[str], divisor:
         plans.update(patch_size=fit_patch_size(resampled, target, divisor, bytes_per_voxel * batch_size,
                                                memory_gb * 2**30),
                      memory_gb=memory_gb, activation_bytes_per_voxel=bytes_per_voxel)
+    axes = {tuple(f['axes']) for f in fingerprints if 'axes' in f}
+    if len(axes) == 1:  # one slice direction in training: prediction checks that a case has it too
+        plans['axes'] = list(axes.pop())
     plans['cases'] = {f['case_id']: dict(shape=f['shape'], spacing=f['spacing'], nonzero_shape=f['nonzero_shape'])
                       for f in fingerprints}
     return plans

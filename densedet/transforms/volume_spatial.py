@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 
-from densedet.errors import BadConfigError
-from densedet.fileio import load_plans
+from densedet.errors import BadConfigError, BadDataError
+from densedet.fileio import load_plans, voxel_axes
 from densedet.registry import TRANSFORMS
 from densedet.structures import IGNORE_INDEX
 
@@ -90,7 +90,9 @@ class ResampleSpacing(BaseTransform):
     that axis), trilinear for images and nearest for labels; updates ``spacing``,
     ``img_shape`` and ``affine`` (the original grid stays in ``ori_*`` for writing
     predictions back). ``plans_file`` instead of ``spacing``: the plans' ``target_spacing``
-    (tools/data/plan_volumes.py; read when first used)."""
+    (tools/data/plan_volumes.py; read when first used), and a case whose voxel axes run along
+    other world axes than the training cases' (plans ``axes``: another slice direction) is
+    refused. A spacing that is not positive and finite is refused either way."""
 
     def __init__(self, spacing: Optional[Sequence[Optional[float]]] = None, plans_file: Optional[str] = None):
         if (spacing is None) == (plans_file is None):
@@ -99,8 +101,18 @@ class ResampleSpacing(BaseTransform):
         self.plans_file = plans_file
 
     def transform(self, results: dict) -> dict:
-        target = self.spacing or load_plans(self.plans_file)['target_spacing']
+        plans = load_plans(self.plans_file) if self.plans_file else {}
+        target = self.spacing or plans['target_spacing']
         old_spacing = results['spacing']
+        case, path = results.get('case_id'), (results.get('img_paths') or ['?'])[0]
+        if not all(np.isfinite(s) and s > 0 for s in old_spacing):
+            raise BadDataError(f'case {case!r}: spacing {tuple(old_spacing)} mm of {path} is not positive and finite '
+                               '(a broken pixdim in its header)')
+        if plans.get('axes') and 'affine' in results and voxel_axes(results['affine']) != plans['axes']:
+            raise BadDataError(
+                f"case {case!r}: the voxel axes (D, H, W) of {path} run along {voxel_axes(results['affine'])}, the "
+                f"training cases' along {plans['axes']} ({self.plans_file}): another slice direction than the "
+                'network learnt; reorient the file to the training data\'s axes first')
         new_spacing = tuple(o if n is None else float(n) for o, n in zip(old_spacing, target))
         old_shape = results['img'].shape[1:]
         new_shape = tuple(max(1, int(round(s * o / n))) for s, o, n in zip(old_shape, old_spacing, new_spacing))

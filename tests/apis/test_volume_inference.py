@@ -183,3 +183,30 @@ def test_recipe_fold_subset():
     assert recipe_checkpoints(dict(checkpoints=['a', 'b']), [1]) == ['b']  # recipes written without folds
     with pytest.raises(BadInputError, match=r'member m has folds \[0, 2, 4\], not \[1\]'):
         recipe_checkpoints(member, [1])
+
+
+def test_cases_the_plans_cannot_handle_are_refused(msd_demo, preprocessed_volume_config, tmp_path):
+    """The plans record the training cases' slice direction: a case stored with its axes swapped, or
+    with a broken spacing, is one clear error instead of a silently wrong prediction."""
+    from densedet.errors import BadDataError
+    from densedet.fileio import voxel_axes
+    from densedet.preparation import plan_from_config
+    cfg_path = preprocessed_volume_config(msd_demo, tmp_path / 'pre')
+    plans = plan_from_config(Config.fromfile(cfg_path), log=lambda *a: None, network=False)
+    case = os.path.join(msd_demo, 'imagesTr', sorted(os.listdir(os.path.join(msd_demo, 'imagesTr')))[0])
+    img = nib.load(case)
+    assert plans['axes'] == voxel_axes(img.affine)
+    model = init_volume_model(cfg_path)
+    assert inference_volume(model, case).pred_seg.shape == img.shape[::-1]
+    swapped = tmp_path / 'swapped.nii.gz'  # the same anatomy, sagittal slices first: i and k exchanged
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj).transpose(2, 1, 0), img.affine[:, [2, 1, 0, 3]]), str(swapped))
+    with pytest.raises(BadDataError, match=r"case 'swapped': the voxel axes \(D, H, W\) of .*swapped.nii.gz run "
+                       r"along \['LR', 'AP', 'SI'\], the training cases' along \['SI', 'AP', 'LR'\]"):
+        inference_volume(model, str(swapped))
+    flat = tmp_path / 'flat.nii'
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine), str(flat))
+    with open(flat, 'r+b') as f:  # pixdim[3] = NaN: a broken header (nibabel will not write one)
+        f.seek(88)
+        f.write(np.float32(np.nan).tobytes())
+    with pytest.raises(BadDataError, match=r"case 'flat': spacing \(nan, .* mm of .*flat.nii is not positive"):
+        inference_volume(model, str(flat))

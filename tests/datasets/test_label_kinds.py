@@ -126,7 +126,7 @@ def test_region_training_and_prediction_through_the_segmentor():
     logits = torch.full((1, 2, 8, 8, 8), -5.0)
     logits[0, 0, 2:6] = 5.0
     logits[0, 1, 3:4] = 5.0
-    model.inference = lambda inputs: logits
+    model.forward_logits = lambda inputs: logits  # one window: the whole input
     pred = model.predict(torch.zeros(1, 1, 8, 8, 8), [VolumeDataSample(metainfo=dict(regions=REGIONS))])[0].pred_seg
     assert (pred[2] == 1).all() and (pred[3] == 2).all() and (pred[0] == 0).all() and (pred[6] == 0).all()
     assert torch.equal(labels_from_probabilities(logits[0].sigmoid(), REGIONS), pred)

@@ -118,6 +118,20 @@ def read_case(paths):
     return np.stack(channels), spacing, first.affine.copy(), first.header.copy()
 
 
+def check_grid(path, spacing, affine, axes) -> None:
+    """densedet's ``ResampleSpacing`` checks: a positive finite spacing, and (plans ``axes``) the
+    training cases' slice direction."""
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f'spacing {tuple(spacing)} mm of {path} is not positive and finite (a broken pixdim in its '
+                         'header)')
+    pairs = {'L': 'LR', 'R': 'LR', 'A': 'AP', 'P': 'AP', 'S': 'SI', 'I': 'SI'}
+    own = [pairs[c] for c in nib.aff2axcodes(affine)[::-1]]
+    if axes and own != list(axes):
+        raise ValueError(f"the voxel axes (D, H, W) of {path} run along {own}, the training cases' along {list(axes)}: "
+                         "another slice direction than the network learnt; reorient the file to the training data's "
+                         'axes first')
+
+
 def apply_intensity(image: np.ndarray, step: dict) -> np.ndarray:
     kind = step['type']
     if kind == 'NormalizeFromPlans':
@@ -152,6 +166,7 @@ def predict_case(paths, run, meta: dict) -> tuple:
     ori_shape = image.shape[1:]
     for step in meta['pipeline']:
         if step['type'] == 'ResampleSpacing':
+            check_grid(paths[0], spacing, affine, step.get('axes'))
             target = [o if n is None else float(n) for o, n in zip(spacing, step['spacing'])]
             shape = tuple(max(1, int(round(s * o / n))) for s, o, n in zip(image.shape[1:], spacing, target))
             if shape != image.shape[1:]:

@@ -82,7 +82,7 @@ def blended_slabs(inputs: torch.Tensor, predictor: Callable[[torch.Tensor], torc
         if lo < hi:
             slab = acc.new_empty((acc.shape[0], hi - lo) + image[1:])
             for out, ring in _ring(lo, hi, depth):
-                torch.div(acc[:, ring], wsum[ring], out=slab[:, out])
+                slab[:, out] = acc[:, ring] / wsum[ring]
             yield lo - pad[0][0], slab[(slice(None), slice(None)) + crop_hw]
         for _, ring in _ring(start, stop, depth):
             acc[:, ring] = 0
