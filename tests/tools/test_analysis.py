@@ -272,3 +272,32 @@ def test_head_to_head_task_scoring_and_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'budget: 250 iterations x batch 2 x patch [20, 56, 56] (500 samples), 2 CPU threads' in out
     assert '| denseunet3d |' in out and '| 150 | 1.50x | 800 |' in out and '100.00 ± 0.00' in out
+
+
+def test_volume_prediction_benchmark_compares_labels_and_memory(capsys):
+    """benchmark.py --volume-prediction at a small size: densedet's bounded path and MONAI's give the
+    same labels; a run whose floor does not fit is reported, not started (nnU-Net needs its venv)."""
+    report = benchmark.main(['--volume-prediction', '--shape', '12', '40', '40', '--roi', '8', '16', '16',
+                             '--classes', '4', '--systems', 'densedet', 'monai', '--threads', '1'])
+    assert report['densedet/4']['same_as_monai'] == 1.0
+    assert report['densedet/4']['seconds'] > 0 and report['monai/4']['peak_gib'] >= 0
+    assert '| 4 | densedet |' in capsys.readouterr().out
+    bench = load_script('tools/analysis/bench_volume_prediction.py')
+    assert bench.floor_gib('monai', 117, (300, 512, 512), (48, 160, 160)) == pytest.approx(34.6, abs=0.1)
+    assert bench.floor_gib('densedet', 117, (300, 512, 512), (48, 160, 160)) == pytest.approx(5.48, abs=0.01)
+
+
+def test_head_to_head_ablations_chain_configs(tmp_path):
+    """benchmark.py --crossval-nnunet's ablations: SYSTEM+a+b is a chain of configs, each on the one before."""
+    import argparse
+
+    from mmengine.config import Config
+    crossval = load_script('tools/analysis/benchmark_crossval_nnunet.py')
+    args = argparse.Namespace(epochs=1, workers=1)
+    plan = dict(patch_size=[20, 56, 56], batch_size=2)
+    cfg = Config.fromfile(crossval.densedet_config(args, str(tmp_path), 'denseunet3d+instnorm+adamw+ce', plan))
+    assert cfg.model.backbone.norm_cfg.type == cfg.model.decode_head.norm_cfg.type == 'IN3d'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.param_scheduler[1].end == 250
+    assert cfg.model.losses[0].avg_non_ignore and cfg.train_cfg.max_iters == 250
+    with pytest.raises(SystemExit, match="unknown ablation 'deep' in 'denseunet3d\\+deep'"):
+        crossval.densedet_config(args, str(tmp_path), 'denseunet3d+deep', plan)

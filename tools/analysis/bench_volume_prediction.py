@@ -5,6 +5,11 @@ the same network, window and weights, for a few and for many classes.
 
     python tools/analysis/benchmark.py --volume-prediction [--shape 300 512 512] [--classes 3 117]
         [--roi 48 160 160] [--systems densedet monai monai-buffered nnunet] [--threads 2]
+    python tools/analysis/benchmark.py --volume-prediction --settings CONFIG CKPT [--fold 0]
+
+``--settings``: time against Dice of the prediction speed settings (overlap, mirroring axes,
+``--amp``) for a trained volume config, on its validation cases (fold ``--fold`` of its splits),
+all in one process (times are paired), predictions scored by the cross-validation's evaluator.
 
 Every run is a fresh process (``.venv-nnunet/bin/python`` for nnU-Net, its predictor's
 ``predict_sliding_window_return_logits`` + argmax, as its export does without resampling); peak
@@ -121,6 +126,60 @@ def run_one(args, system: str, classes: int, out_path: str) -> dict:
     return json.loads(out.stdout.split('RESULT ', 1)[1].splitlines()[0])
 
 
+SETTINGS = [  # (label, overlap, mirror axes, amp)
+    ('overlap 0.5, mirror D+H+W (7 flips)', 0.5, [0, 1, 2], False),
+    ('overlap 0.5, mirror H+W (3 flips)', 0.5, [1, 2], False),
+    ('overlap 0.5, no mirroring', 0.5, [], False),
+    ('overlap 0.25, no mirroring', 0.25, [], False),
+    ('overlap 0, no mirroring', 0.0, [], False),
+    ('overlap 0.5, no mirroring, --amp (bf16)', 0.5, [], True),
+]
+
+
+def settings_table(args) -> list:
+    import time
+
+    import torch
+
+    import densedet  # noqa: F401
+    from densedet.apis.config import load_config
+    from densedet.apis.crossval import fold_config, predict_held_out, score_fold
+    from densedet.apis.precision import inference_autocast
+    from densedet.apis.volume_inference import init_volume_model
+    from densedet.evaluation.crossval import nan_from_none
+    from densedet.registry import DATASETS
+    torch.set_num_threads(args.threads)
+    config, checkpoint = args.settings
+    cfg = fold_config(load_config(config), args.fold)
+    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, overlap, mirror, amp in SETTINGS:
+            model = init_volume_model(cfg, checkpoint, overlap=overlap, mirror_axes=mirror)
+            out = osp.join(tmp, str(len(rows)))
+            start = time.perf_counter()
+            with inference_autocast(model, amp):
+                predict_held_out(model, dataset, out, log=lambda *a: None)
+            seconds = (time.perf_counter() - start) / len(dataset)
+            scores = nan_from_none(score_fold(out, args.fold, with_hd95=False))
+            names = list(scores[0]['dice'])
+            dice = {n: float(np.nanmean([c['dice'][n] for c in scores])) for n in names}
+            rows.append(dict(setting=label, s_per_case=seconds, dice=dice))
+            print(f'{label}: {seconds:.2f} s / case, ' + ', '.join(f'{n} {100 * d:.2f}' for n, d in dice.items()),
+                  file=sys.stderr, flush=True)
+    base = rows[0]['s_per_case']
+    print(f'\nprediction speed settings, {config}, fold {args.fold} validation ({len(dataset)} cases), '
+          f'{args.threads} threads, one process\n')
+    names = list(rows[0]['dice'])
+    print('| setting | s / case | vs first row | ' + ' | '.join(f'{n} Dice' for n in names) + ' |')
+    print('|---|---|---|' + '---|' * len(names))
+    for r in rows:
+        print(f"| {r['setting']} | {r['s_per_case']:.2f} | {r['s_per_case'] / base:.2f}x | "
+              + ' | '.join(f"{100 * r['dice'][n]:.2f}" for n in names) + ' |')
+    write_report(args, settings=rows)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--shape', type=int, nargs=3, default=[300, 512, 512], metavar=('D', 'H', 'W'))
@@ -130,7 +189,12 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--nnunet-python', default=osp.join(ROOT, '.venv-nnunet', 'bin', 'python'))
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--settings', nargs=2, metavar=('CONFIG', 'CKPT'),
+                        help='time against Dice of the speed settings for this trained volume config')
+    parser.add_argument('--fold', type=int, default=0, help="--settings: the fold whose validation cases are used")
     args = parser.parse_args(argv)
+    if args.settings:
+        return settings_table(args)
     if 'nnunet' in args.systems and not osp.isfile(args.nnunet_python):
         raise SystemExit(f'{args.nnunet_python} not found: bash tools/analysis/setup_nnunet_venv.sh')
     results = {}
