@@ -9,6 +9,8 @@ from densedet.errors import BadConfigError, BadDataError
 from densedet.fileio import load_plans
 from densedet.registry import TRANSFORMS
 
+from .plans_normalization import normalize_from_plans
+
 
 @TRANSFORMS.register_module()
 class IntensityWindow(BaseTransform):
@@ -64,15 +66,5 @@ class NormalizeFromPlans(BaseTransform):
         if len(schemes) != img.shape[0]:
             raise BadDataError(f'case {results.get("case_id")!r}: {img.shape[0]} channel(s), the plans '
                                f'{self.plans_file} normalise {len(schemes)}')
-        out = np.empty(img.shape, np.float32)
-        for c, plan in enumerate(schemes):
-            channel = img[c]
-            if plan['scheme'] == 'CT':
-                channel = np.clip(channel, *plan['clip'])
-                mean, std = plan['mean'], plan['std']
-            else:
-                mean, std = float(channel.mean()), float(channel.std())
-            np.subtract(channel, mean, out=out[c], casting='unsafe')
-            out[c] /= max(std, 1e-8)
-        results['img'] = out
+        results['img'] = normalize_from_plans(img, schemes)
         return results

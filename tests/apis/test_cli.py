@@ -172,6 +172,13 @@ def test_export_onnx_refuses_a_shape_of_the_wrong_arity_or_a_zero(user_error, sh
     assert not (tmp_path / 'm.onnx').exists()
 
 
+def test_export_onnx_refuses_a_volume_shape_other_than_the_window(user_error, tmp_path):
+    message = user_error('tools/deploy/export_onnx.py', VOL_CFG, '--shape', '16', '64', '64', '--out',
+                         tmp_path / 'v.onnx')
+    assert message == ('--shape 16 64 64: the config slides windows of 16 32 32 (test_cfg.roi_size); export that '
+                       'shape, or use --dynamic-size')
+
+
 def test_volume_inference_errors_name_the_case_file(checkpoints, tmp_path):
     from densedet.apis import inference_volume, init_volume_model
     model = init_volume_model(osp.join(ROOT, VOL_CFG), checkpoints['vol'])

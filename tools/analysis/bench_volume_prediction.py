@@ -6,10 +6,14 @@ the same network, window and weights, for a few and for many classes.
     python tools/analysis/benchmark.py --volume-prediction [--shape 300 512 512] [--classes 3 117]
         [--roi 48 160 160] [--systems densedet monai monai-buffered nnunet] [--threads 2]
     python tools/analysis/benchmark.py --volume-prediction --settings CONFIG CKPT [--fold 0]
+    python tools/analysis/benchmark.py --volume-prediction --onnx CONFIG CKPT [--fold 0]
 
 ``--settings``: time against Dice of the prediction speed settings (overlap, mirroring axes,
 ``--amp``) for a trained volume config, on its validation cases (fold ``--fold`` of its splits),
 all in one process (times are paired), predictions scored by the cross-validation's evaluator.
+``--onnx``: the config exported with its plans (tools/deploy/export_onnx.py) and run through
+tools/deploy/onnx_volume.py with onnxruntime, against densedet's PyTorch path on the same cases:
+seconds per case both ways, identical voxels and Dice.
 
 Every run is a fresh process (``.venv-nnunet/bin/python`` for nnU-Net, its predictor's
 ``predict_sliding_window_return_logits`` + argmax, as its export does without resampling); peak
@@ -121,6 +125,8 @@ def run_one(args, system: str, classes: int, out_path: str) -> dict:
     cmd = [python, '-c', WORKER, system, str(classes), str(args.threads), json.dumps(args.shape), json.dumps(args.roi),
            out_path]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode in (-9, 137):  # SIGKILL: the kernel's OOM killer, on these machines
+        return dict(error='killed by SIGKILL (the out-of-memory killer)')
     if out.returncode != 0 or 'RESULT ' not in out.stdout:
         return dict(error=(out.stderr.strip().splitlines() or [f'exit {out.returncode}'])[-1])
     return json.loads(out.stdout.split('RESULT ', 1)[1].splitlines()[0])
@@ -141,17 +147,13 @@ def settings_table(args) -> list:
 
     import torch
 
-    import densedet  # noqa: F401
-    from densedet.apis.config import load_config
-    from densedet.apis.crossval import fold_config, predict_held_out, score_fold
+    from densedet.apis.crossval import predict_held_out, score_fold
     from densedet.apis.precision import inference_autocast
     from densedet.apis.volume_inference import init_volume_model
     from densedet.evaluation.crossval import nan_from_none
-    from densedet.registry import DATASETS
     torch.set_num_threads(args.threads)
     config, checkpoint = args.settings
-    cfg = fold_config(load_config(config), args.fold)
-    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    cfg, dataset = _validation_cases(config, args.fold)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, overlap, mirror, amp in SETTINGS:
@@ -180,6 +182,82 @@ def settings_table(args) -> list:
     return rows
 
 
+def _validation_cases(config: str, fold: int):
+    import densedet  # noqa: F401
+    from densedet.apis.config import load_config
+    from densedet.apis.crossval import fold_config
+    from densedet.registry import DATASETS
+    cfg = fold_config(load_config(config), fold)
+    return cfg, DATASETS.build(cfg.val_dataloader.dataset)
+
+
+def onnx_table(args) -> dict:
+    import importlib.util
+    import time
+
+    import onnxruntime as ort
+    import torch
+
+    from densedet.apis import inference_volume, init_model
+    from densedet.apis.crossval import read_label
+    from densedet.apis.onnx_export import export_onnx, volume_metadata
+    from densedet.evaluation.crossval import score_held_out
+    from densedet.structures import evaluation_targets
+
+    def script(name):
+        spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', 'deploy', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    onnx_volume = script('onnx_volume')
+    torch.set_num_threads(args.threads)
+    config, checkpoint = args.onnx
+    cfg, dataset = _validation_cases(config, args.fold)
+    model = init_model(cfg, checkpoint)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'model.onnx')
+        export_onnx(model, path, tuple(model.test_cfg['roi_size']))
+        meta = volume_metadata(model)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+        def run(window):
+            return session.run(None, {'input': window})[0]
+
+        for info in dataset.data_list:
+            case = dict(case_id=info['case_id'], label_values=info.get('label_values'), ignore_value=None)
+            start = time.perf_counter()
+            with torch.no_grad():
+                torch_labels = inference_volume(model, info['img_paths']).pred_seg.numpy()
+            torch_s = time.perf_counter() - start
+            start = time.perf_counter()
+            onnx_labels, _, _ = onnx_volume.predict_case(info['img_paths'], run, meta)
+            onnx_s = time.perf_counter() - start
+            if meta.get('label_values') is not None:  # back to class indices
+                onnx_labels = np.searchsorted(np.asarray(meta['label_values']), onnx_labels)
+            label, spacing = read_label(case, info['seg_path'], 'label')
+            targets = evaluation_targets(list(model.dataset_meta.get('classes') or dataset.metainfo['classes']))
+            dice = {k: score_held_out(info['case_id'], args.fold, p, label, targets, spacing, with_hd95=False)['dice']
+                    for k, p in (('torch', torch_labels), ('onnx', onnx_labels))}
+            rows.append(dict(case=info['case_id'], torch_s=torch_s, onnx_s=onnx_s,
+                             identical=float((torch_labels == onnx_labels).mean()), dice=dice))
+    print(f'\nONNX volume pipeline (onnxruntime, numpy) vs densedet PyTorch, {config}, fold {args.fold} validation, '
+          f'{args.threads} threads\n')
+    names = list(rows[0]['dice']['torch'])
+    print('| case | PyTorch s | ONNX s | ONNX / PyTorch | identical voxels | ' +
+          ' | '.join(f'{n} Dice PyTorch / ONNX' for n in names) + ' |')
+    print('|---|---|---|---|---|' + '---|' * len(names))
+    for r in rows:
+        print(f"| {r['case']} | {r['torch_s']:.2f} | {r['onnx_s']:.2f} | {r['onnx_s'] / r['torch_s']:.2f}x | "
+              f"{100 * r['identical']:.3f} % | " + ' | '.join(
+                  f"{100 * r['dice']['torch'][n]:.2f} / {100 * r['dice']['onnx'][n]:.2f}" for n in names) + ' |')
+    write_report(args, onnx=rows)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--shape', type=int, nargs=3, default=[300, 512, 512], metavar=('D', 'H', 'W'))
@@ -187,30 +265,42 @@ def main(argv=None):
     parser.add_argument('--classes', type=int, nargs='+', default=[3, 117])
     parser.add_argument('--systems', nargs='+', default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=1, help='runs of each system (fresh processes; medians)')
     parser.add_argument('--nnunet-python', default=osp.join(ROOT, '.venv-nnunet', 'bin', 'python'))
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--settings', nargs=2, metavar=('CONFIG', 'CKPT'),
                         help='time against Dice of the speed settings for this trained volume config')
     parser.add_argument('--fold', type=int, default=0, help="--settings: the fold whose validation cases are used")
+    parser.add_argument('--onnx', nargs=2, metavar=('CONFIG', 'CKPT'),
+                        help='the ONNX volume pipeline against PyTorch for this trained volume config')
     args = parser.parse_args(argv)
     if args.settings:
         return settings_table(args)
+    if args.onnx:
+        return onnx_table(args)
     if 'nnunet' in args.systems and not osp.isfile(args.nnunet_python):
         raise SystemExit(f'{args.nnunet_python} not found: bash tools/analysis/setup_nnunet_venv.sh')
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for classes in args.classes:
-            for system in args.systems:
-                floor = floor_gib(system, classes, args.shape, args.roi)
-                free = free_gib()
-                path = osp.join(tmp, f'{system}_{classes}.npy')
-                if floor > 0.9 * free:
-                    r = dict(skipped=f'needs >= {floor:.1f} GiB, {free:.1f} GiB free')
-                else:
-                    r = run_one(args, system, classes, path)
-                r['floor_gib'] = floor
+            runs = {s: [] for s in args.systems}
+            for _ in range(args.rounds):  # systems interleaved, fresh processes; medians reported
+                for system in args.systems:
+                    floor = floor_gib(system, classes, args.shape, args.roi)
+                    if runs[system] and 'seconds' not in runs[system][-1]:
+                        continue  # skipped or failed once: not again
+                    free = free_gib()
+                    if floor > 0.9 * free:
+                        runs[system].append(dict(skipped=f'needs >= {floor:.1f} GiB, {free:.1f} GiB free'))
+                    else:
+                        runs[system].append(run_one(args, system, classes, osp.join(tmp, f'{system}_{classes}.npy')))
+                    print(f'{system}, {classes} classes: {runs[system][-1]}', file=sys.stderr, flush=True)
+            for system, rs in runs.items():
+                r = rs[-1] if 'seconds' not in rs[-1] else dict(
+                    seconds=float(np.median([x['seconds'] for x in rs])),
+                    peak_gib=float(np.median([x['peak_gib'] for x in rs])), rounds=rs)
+                r['floor_gib'] = floor_gib(system, classes, args.shape, args.roi)
                 results[f'{system}/{classes}'] = r
-                print(f'{system}, {classes} classes: {r}', file=sys.stderr, flush=True)
             labels = {s: np.load(osp.join(tmp, f'{s}_{classes}.npy'), mmap_mode='r') for s in args.systems
                       if osp.isfile(osp.join(tmp, f'{s}_{classes}.npy'))}
             for s, lab in labels.items():
@@ -225,7 +315,8 @@ def main(argv=None):
 def print_table(args, results: dict) -> None:
     d, h, w = args.shape
     print(f'\nsliding-window prediction to labels, volume {d}x{h}x{w}, window {"x".join(map(str, args.roi))}, '
-          f'overlap 0.5, Gaussian, 1 window per batch, no mirroring, {args.threads} threads\n')
+          f'overlap 0.5, Gaussian, 1 window per batch, no mirroring, {args.threads} threads, median of '
+          f'{args.rounds} run(s)\n')
     print('| classes | system | peak memory (GiB) | vs MONAI default | time (s) | vs nnU-Net | labels = MONAI '
           '| labels = nnU-Net |')
     print('|---|---|---|---|---|---|---|---|')

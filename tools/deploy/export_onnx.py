@@ -78,6 +78,11 @@ def main(argv=None):
     extra = {}
     if model.kind == 'volume':  # the plans travel with the network (before the export: fails early)
         extra['volume'] = volume_metadata(model)
+        roi = extra['volume']['roi_size']
+        if roi and not args.dynamic_size and list(args.shape) != list(roi):
+            raise BadConfigError(f'--shape {" ".join(map(str, args.shape))}: the config slides windows of '
+                                 f'{" ".join(map(str, roi))} (test_cfg.roi_size); export that shape, or use '
+                                 '--dynamic-size')
     elif args.dynamic_size:
         extra.update(size_divisor=SIZE_DIVISOR, pad_pixel=pad_pixel(model))
     wrapper = export_onnx(model, out, args.shape, opset=args.opset, dynamic_batch=args.dynamic_batch,

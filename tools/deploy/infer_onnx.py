@@ -140,10 +140,15 @@ def segment_volumes(session, source, out_dir):
         done += 1
         elapsed = time.perf_counter() - start
         print(f'[{done + len(failed)}/{len(cases)}] {paths[0]} -> {out} ({done / elapsed:.2f} cases/s)')
+    finish(done, failed, len(cases), source, 'case')
+
+
+def finish(done, failed, total, source, what):
+    """Lists the inputs that could not be read; one error line when none could."""
     if failed:
-        print(f'{len(failed)} case(s) could not be read:\n  ' + '\n  '.join(failed))
+        print(f'{len(failed)} {what}(s) skipped:\n  ' + '\n  '.join(failed))
     if not done:
-        fail(f'none of the {len(cases)} case(s) at {source!r} could be segmented')
+        fail(f'none of the {total} {what}(s) at {source!r} could be read')
 
 
 def main(argv=None):
@@ -184,10 +189,7 @@ def main(argv=None):
         done += 1
     elapsed = time.perf_counter() - start
     print(f'{done} images in {elapsed:.1f} s ({done / elapsed:.2f} images/s); outputs: {args.out_dir}')
-    if failed:
-        print(f'{len(failed)} input(s) skipped: ' + ', '.join(failed))
-    if not done:
-        fail(f'none of the {len(paths)} input(s) at {args.input!r} could be read')
+    finish(done, failed, len(paths), args.input, 'input')
 
 
 if __name__ == '__main__':

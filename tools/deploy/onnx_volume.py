@@ -132,22 +132,24 @@ def check_grid(path, spacing, affine, axes) -> None:
                          'axes first')
 
 
+def _plans_normalization():
+    """densedet/transforms/plans_normalization.py (numpy only), loaded by its path: importing the
+    densedet package would import torch."""
+    import importlib.util
+    path = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'densedet', 'transforms',
+                    'plans_normalization.py')
+    spec = importlib.util.spec_from_file_location('densedet_plans_normalization', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def apply_intensity(image: np.ndarray, step: dict) -> np.ndarray:
     kind = step['type']
     if kind == 'NormalizeFromPlans':
         if len(step['schemes']) != image.shape[0]:
             raise ValueError(f'{image.shape[0]} channel(s), the plans normalise {len(step["schemes"])}')
-        out = np.empty(image.shape, np.float32)
-        for c, plan in enumerate(step['schemes']):
-            channel = image[c]
-            if plan['scheme'] == 'CT':
-                channel = np.clip(channel, *plan['clip'])
-                mean, std = plan['mean'], plan['std']
-            else:
-                mean, std = float(channel.mean()), float(channel.std())
-            np.subtract(channel, mean, out=out[c], casting='unsafe')
-            out[c] /= max(std, 1e-8)
-        return out
+        return _plans_normalization().normalize_from_plans(image, step['schemes'])
     if kind == 'IntensityWindow':
         (low, high), (a, b) = step['window'], step['out_range']
         return ((np.clip(image, low, high) - low) * ((b - a) / (high - low)) + a).astype(np.float32)

@@ -53,11 +53,12 @@ def _ring(start: int, stop: int, depth: int) -> Iterator[Tuple[slice, slice]]:
 
 def blended_slabs(inputs: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
                   roi_size: Optional[Sequence[int]] = None, overlap: float = 0.5, sw_batch_size: int = 1,
-                  mode: str = 'gaussian', sigma_scale: float = 0.125) -> Iterator[Slab]:
+                  mode: str = 'gaussian', sigma_scale: float = 0.125, slab_depth: int = 4) -> Iterator[Slab]:
     """Gaussian-blended logits of one case ``(1, C, D, H, W)``, yielded slab by slab along D in
     order as ``(d_start, logits (K, n, H, W))``: the same values as MONAI's
     ``sliding_window_inference`` with these arguments (an input smaller than the window is padded
-    on both sides with zeros and the padding cropped off), without ever holding the whole volume."""
+    on both sides with zeros and the padding cropped off), without ever holding the whole volume.
+    Slabs are at most ``slab_depth`` slices deep."""
     from monai.data.utils import compute_importance_map
     if inputs.shape[0] != 1:
         raise ValueError(f'blended_slabs takes one case (1, C, D, H, W), got batch {inputs.shape[0]}')
@@ -77,13 +78,15 @@ def blended_slabs(inputs: torch.Tensor, predictor: Callable[[torch.Tensor], torc
     crop_hw = (slice(pad[1][0], pad[1][0] + size[1]), slice(pad[2][0], pad[2][0] + size[2]))
 
     def flush(start: int, stop: int) -> Iterator[Slab]:
-        # the part of [start, stop) inside the unpadded case, normalised, then the ring cleared
+        # the part of [start, stop) inside the unpadded case, normalised a few slices at a time (a
+        # slab of the whole step would be K x step x H x W), then the ring cleared
         lo, hi = max(start, pad[0][0]), min(stop, pad[0][0] + size[0])
-        if lo < hi:
-            slab = acc.new_empty((acc.shape[0], hi - lo) + image[1:])
-            for out, ring in _ring(lo, hi, depth):
+        for first in range(lo, hi, slab_depth):
+            last = min(first + slab_depth, hi)
+            slab = acc.new_empty((acc.shape[0], last - first) + image[1:])
+            for out, ring in _ring(first, last, depth):
                 slab[:, out] = acc[:, ring] / wsum[ring]
-            yield lo - pad[0][0], slab[(slice(None), slice(None)) + crop_hw]
+            yield first - pad[0][0], slab[(slice(None), slice(None)) + crop_hw]
         for _, ring in _ring(start, stop, depth):
             acc[:, ring] = 0
             wsum[ring] = 0
@@ -101,7 +104,7 @@ def blended_slabs(inputs: torch.Tensor, predictor: Callable[[torch.Tensor], torc
                 done = start
             plane = (slice(None), ) + tuple(w[1:])
             for part, ring in _ring(start, start + depth, depth):
-                acc[(slice(None), ring) + plane[1:]] += out[:, part] * weight[part]
+                acc[(slice(None), ring) + plane[1:]].addcmul_(out[:, part], weight[part])  # no window-size temporary
                 wsum[(ring, ) + plane[1:]] += weight[part]
     yield from flush(done, image[0])
 
