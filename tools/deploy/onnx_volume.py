@@ -3,7 +3,8 @@ densedet's test pipeline, data preprocessor and sliding-window ``predict`` do, d
 that tools/deploy/export_onnx.py writes into the ONNX metadata (``volume``):
 
 read NIfTI -> intensity steps (plans' CT / z-score normalisation, HU window, z-score) -> resample
-to the target spacing (trilinear) -> pad to the network's stride -> Gaussian sliding window
+to the target spacing (trilinear) -> Gaussian sliding window (without a window: the whole case
+padded to the network's stride)
 (MONAI's grid and weights, the same as densedet's) -> crop -> logits resized back to the file's
 grid (trilinear) -> argmax (or region painting) -> the dataset's label values -> NIfTI with the
 input's affine and header.
@@ -177,10 +178,10 @@ def predict_case(paths, run, meta: dict) -> tuple:
         else:
             image = apply_intensity(image, step)
     shape = image.shape[1:]
-    padded = [-(-s // d) * d for s, d in zip(shape, meta['size_divisor'])]
-    if list(padded) != list(shape):
-        image = np.pad(image, [(0, 0)] + [(0, p - s) for s, p in zip(shape, padded)], constant_values=0)
-    roi = meta['roi_size'] or padded
+    roi = meta['roi_size']
+    if not roi:  # one window, the whole case: padded to the network's stride (windows need no padding)
+        roi = [-(-s // d) * d for s, d in zip(shape, meta['size_divisor'])]
+        image = np.pad(image, [(0, 0)] + [(0, p - s) for s, p in zip(shape, roi)], constant_values=0)
     logits = sliding_window(image, run, roi, meta['overlap'], meta['sigma_scale'], meta['blend'],
                             meta.get('flip_axes') or ())
     logits = linear_resize(logits[(slice(None), ) + tuple(slice(0, s) for s in shape)], ori_shape)

@@ -48,8 +48,9 @@ class BaseVolumeSegmentor(BaseModel):
     losses see per-region 0 / 1 targets (sigmoid losses), and ``predict`` paints the regions above
     0.5 in their ``order`` (:func:`densedet.structures.labels_from_probabilities`).
 
-    ``predict`` returns labels on each case's *original* grid: the padding is cropped off and
-    a resampled case's logits are resized back to ``ori_shape`` before the argmax.
+    ``predict`` returns labels on each case's *original* grid: the padding is cropped off (with a
+    ``roi_size``, before the windows: they never see it) and a resampled case's logits are resized
+    back to ``ori_shape`` before the argmax.
     """
 
     def __init__(self,
@@ -160,10 +161,15 @@ class BaseVolumeSegmentor(BaseModel):
             data_samples = [VolumeDataSample(metainfo=dict(img_shape=tuple(inputs.shape[2:]))) for _ in inputs]
         keep = self.test_cfg.get('keep_logits', False)
         largest = largest_component_classes(self.test_cfg.get('largest_component'))
+        windows = bool(self.test_cfg.get('roi_size'))
         for i, sample in enumerate(data_samples):
             shape = tuple(sample.metainfo.get('img_shape', inputs.shape[2:]))
             ori_shape = tuple(sample.metainfo.get('ori_shape', shape))
             regions = sample.metainfo.get('regions')
+            case = inputs[i:i + 1]
+            if windows:  # every window is roi_size: the preprocessor's padding to the network's stride is not
+                # needed, and its zeros look like tissue after normalisation (mirrored windows saw it at the start)
+                case = case[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
 
             def to_labels(logits, regions=regions):
                 if regions:
@@ -173,11 +179,11 @@ class BaseVolumeSegmentor(BaseModel):
 
             if self.test_cfg.get('bounded_memory', True):
                 labeller = SlabLabeller(shape, ori_shape, to_labels, keep_logits=keep)
-                for d_start, slab in self.inference_slabs(inputs[i:i + 1]):
+                for d_start, slab in self.inference_slabs(case):
                     labeller.add(d_start, slab)
                 sample.pred_seg, logits = labeller.result()
             else:  # the whole volume's logits, then the argmax (MONAI's path)
-                logits = self.inference(inputs[i:i + 1])
+                logits = self.inference(case)
                 logits = logits[(slice(None), slice(None)) + tuple(slice(0, s) for s in shape)]
                 logits = resize_logits(logits, ori_shape)[0]
                 sample.pred_seg = to_labels(logits)

@@ -184,3 +184,19 @@ def test_bounded_prediction_peak_memory_does_not_hold_the_whole_logits(tmp_path)
     whole_logits = 40 * 120 * 192 * 192 * 4
     assert peaks['full'] > whole_logits, peaks
     assert peaks['bounded'] < 0.5 * whole_logits, peaks
+
+
+@pytest.mark.parametrize('bounded', [True, False])
+def test_windows_never_see_the_preprocessors_padding(bounded):
+    """The data preprocessor pads a case to the network's stride; with windows that padding is
+    cropped first (its zeros look like tissue after normalisation, and mirroring TTA moved them to
+    the start of a window): NaN there must not reach any logit."""
+    from densedet.structures import VolumeDataSample
+    x = torch.randn(1, 1, 16, 40, 40)
+    x[:, :, 13:] = float('nan')
+    x[:, :, :, 35:] = float('nan')
+    seg = NetSegmentor(conv_net(), roi_size=(8, 16, 16), keep_logits=True, bounded_memory=bounded,
+                       flip_axes=[[3], [4]])
+    with torch.no_grad():
+        out = seg.predict(x, [VolumeDataSample(metainfo=dict(img_shape=(13, 35, 40)))])[0]
+    assert out.seg_logits.shape == (3, 13, 35, 40) and torch.isfinite(out.seg_logits).all()
