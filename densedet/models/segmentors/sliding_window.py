@@ -3,7 +3,7 @@
 MONAI's ``sliding_window_inference`` (and nnU-Net's predictor) accumulate the logits of the whole
 volume before the argmax: ``K x D x H x W`` floats, 37 GB for 117 classes on a 512 x 512 x 300 CT.
 Here the windows are visited slab by slab along D (MONAI's window grid, its Gaussian map and its
-order, so the sums are the same), the weighted logits live in a ring buffer one window deep, and a
+order, so the sums agree to float rounding), the weighted logits live in a ring buffer one window deep, and a
 slab is handed on as soon as no later window touches it. :class:`SlabLabeller` resizes each slab to
 the case's original grid (trilinear, the same arithmetic as ``F.interpolate``, one output slice at
 a time) and turns it into labels; the logits of the whole case are kept only when asked for.
@@ -55,8 +55,8 @@ def blended_slabs(inputs: torch.Tensor, predictor: Callable[[torch.Tensor], torc
                   roi_size: Optional[Sequence[int]] = None, overlap: float = 0.5, sw_batch_size: int = 1,
                   mode: str = 'gaussian', sigma_scale: float = 0.125, slab_depth: int = 4) -> Iterator[Slab]:
     """Gaussian-blended logits of one case ``(1, C, D, H, W)``, yielded slab by slab along D in
-    order as ``(d_start, logits (K, n, H, W))``: the same values as MONAI's
-    ``sliding_window_inference`` with these arguments (an input smaller than the window is padded
+    order as ``(d_start, logits (K, n, H, W))``: MONAI's ``sliding_window_inference`` with these
+    arguments (to float rounding) (an input smaller than the window is padded
     on both sides with zeros and the padding cropped off), without ever holding the whole volume.
     Slabs are at most ``slab_depth`` slices deep."""
     from monai.data.utils import compute_importance_map
