@@ -149,7 +149,7 @@ def test_probabilities_that_do_not_fit_are_refused_with_their_size(monkeypatch):
 
 
 PEAK_SCRIPT = r'''
-import resource, sys, torch
+import os, sys, threading, time, torch
 sys.path.insert(0, sys.argv[1])
 from test_sliding_window import NetSegmentor
 from densedet.structures import VolumeDataSample
@@ -157,22 +157,47 @@ torch.set_num_threads(1)
 net = torch.nn.Conv3d(1, 40, 1).eval()  # 40 classes
 x = torch.randn(1, 1, 96, 192, 192)
 case = dict(img_shape=(96, 192, 192), ori_shape=(120, 192, 192))
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+page = os.sysconf('SC_PAGE_SIZE')
+
+
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * page
+
+
+def peak_rise(run):
+    # the resident memory sampled every 2 ms while ``run`` runs, over what was resident before: the
+    # process-wide ru_maxrss would also hold whatever peak the imports reached
+    before, samples, done = rss(), [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            samples.append(rss())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    run()
+    done.set()
+    sampler.join()
+    return max(samples + [rss()]) - before
+
+
 with torch.no_grad():
-    for bounded in (True, False):  # the bounded path first: the peak only grows
+    for bounded in (True, False):
         seg = NetSegmentor(net, roi_size=(8, 64, 64), overlap=0.5, sw_batch_size=4, bounded_memory=bounded)
         seg.predict(x[:, :, :8, :64, :64], [VolumeDataSample(metainfo=dict(img_shape=(8, 64, 64),
                                                                            ori_shape=(9, 60, 60)))])  # warm-up
-        before = before if not bounded else peak()
-        seg.predict(x, [VolumeDataSample(metainfo=case)])
-        print('bounded' if bounded else 'full', peak() - before)
+        rise = peak_rise(lambda: seg.predict(x, [VolumeDataSample(metainfo=case)]))
+        print('bounded' if bounded else 'full', rise)
 '''
 
 
 def test_bounded_prediction_peak_memory_does_not_hold_the_whole_logits(tmp_path):
     """A 40-class case resized to 120 x 192 x 192: the whole-volume path holds its float32 logits
     (708 MB, + the resize's input); the bounded path a window-deep ring (8 x 192 x 192 x 40), the
-    labels and a fixed overhead (code pages, transient slabs): ~150 MB here."""
+    labels and transient slabs. Resident memory sampled during each prediction (ru_maxrss once
+    failed this on a machine where the imports had peaked higher)."""
     import os.path as osp
     import subprocess
     import sys
