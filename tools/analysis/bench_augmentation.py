@@ -108,8 +108,8 @@ def main(argv=None):
     else:
         print(f'{args.nnunet_python} not found: nnU-Net side skipped (bash tools/analysis/setup_nnunet_venv.sh)')
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        from densedet.fileio import write_json
+        write_json(report, args.json)
     return report
 
 

@@ -14,13 +14,11 @@ slices, 0.8-1.0 mm in plane) with flipped, non-identity affines. Layout: ``datas
 ``imagesTr/hard_NNN_0000.nii.gz``, ``labelsTr/hard_NNN.nii.gz``. Not anatomy.
 """
 import argparse
-import json
-import os
 import os.path as osp
 
 import numpy as np
 
-from densedet.fileio import write_nifti
+from densedet.fileio import write_json, write_nifti
 
 
 def ellipsoid(grid, centre, radii) -> np.ndarray:
@@ -87,9 +85,7 @@ def generate(out: str, cases: int = 20, seed: int = 0) -> str:
         write_nifti(label, osp.join(out, 'labelsTr', f'{name}.nii.gz'), affine, dtype=np.uint8)
     desc = dict(channel_names={'0': 'CT'}, labels=dict(background=0, liver=1, lesion=2), numTraining=cases,
                 file_ending='.nii.gz', name=osp.basename(out), description='densedet synthetic hard liver task')
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, 'dataset.json'), 'w') as f:
-        json.dump(desc, f, indent=1)
+    write_json(desc, osp.join(out, 'dataset.json'))
     return out
 
 
