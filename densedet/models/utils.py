@@ -34,7 +34,7 @@ def validate_frozen_stages(frozen_stages: int, num_levels: int, owner: str) -> i
 
 def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     """Reads a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file (or any URI mmengine knows)
-    and returns the bare state dict (unwrapping ``state_dict`` / ``model`` / ``module``)."""
+    and returns the bare state dict (unwrapping ``state_dict`` / ``model`` / ``model_state`` / ``module``)."""
     if '://' not in path and not os.path.isfile(path):
         raise DataNotFoundError(f'checkpoint file not found: {path}')
     if '://' in path:
@@ -45,7 +45,7 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
         ckpt = load_checkpoint_file(path, map_location='cpu')
     if not isinstance(ckpt, dict):
         raise TypeError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a state dict')
-    for wrapper in ('state_dict', 'model', 'module'):
+    for wrapper in ('state_dict', 'model', 'model_state', 'module'):  # model_state: FC-HarDNet's .pkl
         if wrapper in ckpt and isinstance(ckpt[wrapper], dict):
             ckpt = ckpt[wrapper]
             break

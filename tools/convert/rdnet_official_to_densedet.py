@@ -12,39 +12,13 @@ config's model and any missing or unexpected key is an error naming the keys.
 The file is written atomically (temporary file, then rename).
 """
 import argparse
-import os
-import os.path as osp
 
-import torch
-
-from densedet.errors import BadCheckpointError
+from densedet.apis.checkpoint_conversion import convert_checkpoint
 from densedet.models.backbones.rdnet import convert_official_detseg_state_dict
-from densedet.models.utils import read_checkpoint
-
-
-def check_against_config(state_dict: dict, config: str) -> None:
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-
-    import densedet  # noqa: F401
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise BadCheckpointError(f'converted checkpoint does not match {config}: missing {missing[:10]} '
-                                 f'({len(missing)} in all), unexpected {unexpected[:10]} ({len(unexpected)} in all)')
 
 
 def convert(src: str, dst: str, config: str = None) -> dict:
-    state_dict = convert_official_detseg_state_dict(read_checkpoint(src))
-    if config is not None:
-        check_against_config(state_dict, config)
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = dst + '.tmp'
-    torch.save(dict(state_dict=state_dict, meta=dict(converted_from=osp.basename(src))), tmp)
-    os.replace(tmp, dst)
-    return state_dict
+    return convert_checkpoint(src, dst, convert_official_detseg_state_dict, config)
 
 
 def main(argv=None):

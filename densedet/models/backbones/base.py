@@ -17,8 +17,8 @@ class DenseBackbone(BaseModule):
     ``__init__`` takes and checks the arguments every family shares, by keyword only (ten of them:
     passed by position, one added or reordered would silently shift the rest): ``arch`` (a name of
     :attr:`arch_settings`, an int for numbered archs, or a dict), ``out_indices``,
-    ``frozen_stages``, ``output_stride`` (32, 16 or 8; 32 by default: no dilation; families without
-    dilated variants keep 32),
+    ``frozen_stages``, ``output_stride`` (8, 16, 32 or 64; 32 by default: no dilation; families without
+    dilated variants keep their own stride),
     ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``with_cp``, ``init_cfg`` (and mmseg's deprecated
     ``pretrained``). A family then builds its modules (:meth:`_stride_plan` gives the
     stride / dilation of each level for ``output_stride``), fills ``feature_info`` (``num_chs``,
@@ -56,8 +56,8 @@ class DenseBackbone(BaseModule):
         super().__init__(init_cfg=init_cfg)
         #: the resolved arch settings (a dict); ``arch_name`` is its name or ``'custom'``
         self.arch = self._resolve_arch(arch) if arch is not None else None
-        if output_stride not in (8, 16, 32):
-            raise BadConfigError(f'{type(self).__name__}: output_stride must be 8, 16 or 32, got {output_stride}')
+        if output_stride not in (8, 16, 32, 64):
+            raise BadConfigError(f'{type(self).__name__}: output_stride must be 8, 16, 32 or 64, got {output_stride}')
         self.output_stride = output_stride
         self._requested_out_indices = out_indices
         self._requested_frozen_stages = frozen_stages

@@ -50,7 +50,7 @@ def test_a_family_without_its_own_output_stride_default_builds_at_stride_32():
 
 
 def test_bad_shared_arguments_are_config_errors():
-    with pytest.raises(BadConfigError, match='output_stride must be 8, 16 or 32, got None'):
+    with pytest.raises(BadConfigError, match='output_stride must be 8, 16, 32 or 64, got None'):
         TinyFamily(output_stride=None)
     with pytest.raises(ConfigKeyError, match="unknown arch 'huge'"):
         TinyFamily(arch='huge')

@@ -88,7 +88,7 @@ def test_frozen_stages_and_norm_eval():
     (dict(arch='122'), KeyError, "unknown arch '122'"),
     (dict(out_indices=(5, )), ValueError, r'out_indices \[5\] out of range'),
     (dict(frozen_stages=-2), ValueError, 'frozen_stages must be in -1..4'),
-    (dict(output_stride=4), ValueError, 'output_stride must be 8, 16 or 32'),
+    (dict(output_stride=4), ValueError, 'output_stride must be 8, 16, 32 or 64'),
 ])
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):

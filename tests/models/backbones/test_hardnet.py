@@ -1,5 +1,6 @@
 import pytest
 import torch
+from official_layouts import conv_bn, harmonic_block, random_state
 
 from densedet.models.backbones import HarDNet
 
@@ -56,47 +57,22 @@ OFFICIAL = {
 }
 
 
-def _official_link(layer, base, growth, mult=1.7):
-    """(out, in) channels of harmonic layer ``layer`` (the official get_link)."""
-    if layer == 0:
-        return base, 0
-    out, links = growth, []
-    for i in range(10):
-        if layer % 2**i == 0:
-            links.append(layer - 2**i)
-            if i > 0:
-                out *= mult
-    return int(int(out + 1) / 2) * 2, sum(_official_link(k, base, growth, mult)[0] for k in links)
-
-
 def _official_state_dict(arch):
     """Every key and shape of the official (non-depthwise) HarDNet ``arch``, random values."""
-    spec, shapes, index = OFFICIAL[arch], {}, 0
-
-    def conv(prefix, cin, cout, k):
-        shapes[f'{prefix}.conv.weight'] = (cout, cin, k, k)
-        for name in ('weight', 'bias', 'running_mean', 'running_var'):
-            shapes[f'{prefix}.norm.{name}'] = (cout, )
-        shapes[f'{prefix}.norm.num_batches_tracked'] = ()
-
-    conv('base.0', 3, spec['stem'][0], 3)
-    conv('base.1', spec['stem'][0], spec['stem'][1], 3)
+    spec, shapes = OFFICIAL[arch], {}
+    conv_bn(shapes, 'base.0', 3, spec['stem'][0], 3)
+    conv_bn(shapes, 'base.1', spec['stem'][0], spec['stem'][1], 3)
     index, ch = 3, spec['stem'][1]  # base.2: max pooling
     for b, (growth, n) in enumerate(zip(spec['growth'], spec['layers'])):
-        out_ch = 0
-        for i in range(n):
-            cout, cin = _official_link(i + 1, ch, growth)
-            conv(f'base.{index}.layers.{i}', cin, cout, 3)
-            if i % 2 == 0 or i == n - 1:
-                out_ch += cout
+        out_ch = harmonic_block(shapes, f'base.{index}', ch, growth, n)
         index += 1
         if b == len(spec['growth']) - 1 and spec['dropout_before_last']:
             index += 1
-        conv(f'base.{index}', out_ch, spec['widths'][b], 1)
+        conv_bn(shapes, f'base.{index}', out_ch, spec['widths'][b], 1)
         index += 1 + spec['pool'][b]
         ch = spec['widths'][b]
     shapes[f'base.{index}.3.weight'], shapes[f'base.{index}.3.bias'] = (1000, ch), (1000, )  # the classifier
-    return {k: (torch.randint(0, 100, ()) if shape == () else torch.randn(shape)) for k, shape in shapes.items()}
+    return random_state(shapes)
 
 
 @pytest.mark.parametrize('arch', ['68', '85'])
