@@ -5,7 +5,7 @@
 # Official weights: python tools/convert/fchardnet_official_to_densedet.py hardnet70_cityscapes_model.pkl
 # fchardnet70.pth --config configs/hardnet/fchardnet70_cityscapes.py, then load_from=fchardnet70.pth.
 _base_ = ['../_base_/models/fchardnet70.py', 'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-          '../_base_/default_runtime.py']
+          '../_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py']
 custom_imports = dict(imports=['densedet'], allow_failed_imports=False)
 crop_size = (1024, 1024)
 model = dict(data_preprocessor=dict(size=crop_size))
@@ -18,16 +18,8 @@ train_pipeline = [  # the official augmentation: no photometric distortion
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(pipeline=train_pipeline))
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4))
+optim_wrapper = dict(optimizer=dict(lr=0.02))  # momentum 0.9, weight decay 5e-4: the base's
 max_iters = 90000
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=2, save_best='mIoU'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+train_cfg = dict(max_iters=max_iters, val_interval=500)
+default_hooks = dict(checkpoint=dict(interval=5000, max_keep_ckpts=2, save_best='mIoU'))

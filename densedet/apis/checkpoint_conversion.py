@@ -38,3 +38,15 @@ def convert_checkpoint(src: str, dst: str, converter: Callable[[StateDict], Stat
     torch.save(dict(state_dict=state_dict, meta=dict(converted_from=osp.basename(src))), tmp)
     os.replace(tmp, dst)
     return state_dict
+
+
+def conversion_main(description: str, converter: Callable[[StateDict], StateDict], argv=None) -> None:
+    """The command line of a converter script: ``SRC DST [--config CONFIG]``."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src')
+    parser.add_argument('dst')
+    parser.add_argument('--config', help='check that the result loads into this config\'s model')
+    args = parser.parse_args(argv)
+    state_dict = convert_checkpoint(args.src, args.dst, converter, args.config)
+    print(f'wrote {args.dst}: {len(state_dict)} tensors')

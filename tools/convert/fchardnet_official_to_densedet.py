@@ -8,20 +8,12 @@ prefix is dropped). DST: an mmengine checkpoint for the ``HarDNet`` ``'fc70'`` b
 configs, loadable with ``load_from`` / ``tools/test.py CONFIG DST``. With ``--config`` every key must load
 into that config's model. Written atomically.
 """
-import argparse
-
-from densedet.apis.checkpoint_conversion import convert_checkpoint
+from densedet.apis.checkpoint_conversion import conversion_main
 from densedet.models.decode_heads import fchardnet_official_to_mmseg
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src')
-    parser.add_argument('dst')
-    parser.add_argument('--config', help='check that the result loads into this config\'s model')
-    args = parser.parse_args(argv)
-    state_dict = convert_checkpoint(args.src, args.dst, fchardnet_official_to_mmseg, args.config)
-    print(f'wrote {args.dst}: {len(state_dict)} tensors')
+    conversion_main(__doc__.splitlines()[0], fchardnet_official_to_mmseg, argv)
 
 
 if __name__ == '__main__':

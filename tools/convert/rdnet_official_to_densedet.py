@@ -11,24 +11,12 @@ The optimizer state is dropped. With ``--config``, the converted weights are loa
 config's model and any missing or unexpected key is an error naming the keys.
 The file is written atomically (temporary file, then rename).
 """
-import argparse
-
-from densedet.apis.checkpoint_conversion import convert_checkpoint
+from densedet.apis.checkpoint_conversion import conversion_main
 from densedet.models.backbones.rdnet import convert_official_detseg_state_dict
 
 
-def convert(src: str, dst: str, config: str = None) -> dict:
-    return convert_checkpoint(src, dst, convert_official_detseg_state_dict, config)
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src')
-    parser.add_argument('dst')
-    parser.add_argument('--config', help='check that the result loads into this config\'s model')
-    args = parser.parse_args(argv)
-    state_dict = convert(args.src, args.dst, args.config)
-    print(f'wrote {args.dst}: {len(state_dict)} tensors')
+    conversion_main(__doc__.splitlines()[0], convert_official_detseg_state_dict, argv)
 
 
 if __name__ == '__main__':

@@ -89,7 +89,8 @@ class DLATree(nn.Module):
                  act_cfg: dict = _RELU):
         super().__init__()
         root_dim = (root_dim or 2 * out_ch) + (in_ch if level_root else 0)
-        self.downsample = nn.MaxPool2d(stride, stride=stride) if stride > 1 else nn.Identity()
+        # ceil_mode: at odd sizes the pooled residual matches the strided conv (equal to the official otherwise)
+        self.downsample = nn.MaxPool2d(stride, stride=stride, ceil_mode=True) if stride > 1 else nn.Identity()
         self.project = nn.Identity()
         self.level_root = level_root
         if depth == 1:
@@ -129,6 +130,8 @@ class DLA(DenseBackbone):
         norm_eval: keep BatchNorms in eval mode while training.
         norm_cfg / act_cfg: mmcv configs (BN and ReLU in the paper; e.g. ``dict(type='SyncBN')``).
         with_cp: checkpoint each output level (recomputed in backward, to save memory).
+        stem_output: prepend level 1 (stride 2, the finest level DLA-Up aggregates) to the outputs;
+            it is level 0 of ``feature_info`` then and ``out_indices`` / ``frozen_stages`` count it.
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with a timm ``dla*`` checkpoint.
     """
 
@@ -152,19 +155,21 @@ class DLA(DenseBackbone):
                  norm_cfg: dict = _BN,
                  act_cfg: dict = _RELU,
                  with_cp: bool = False,
+                 stem_output: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
         super().__init__(arch=arch, out_indices=out_indices, frozen_stages=frozen_stages,
                          output_stride=output_stride, norm_eval=norm_eval, norm_cfg=norm_cfg, act_cfg=act_cfg,
                          with_cp=with_cp, init_cfg=init_cfg, pretrained=pretrained)
         arch = self.arch
+        self.stem_output = stem_output
         levels, ch = arch['levels'], arch['channels']
         block = self.blocks[arch['block']]
         self.base_layer = nn.Sequential(*_conv_bn(in_channels, ch[0], 7, norm_cfg=norm_cfg),
                                         build_activation_layer(act_cfg))
         self.level0 = self._conv_level(ch[0], ch[0], levels[0], 1, norm_cfg, act_cfg)
         self.level1 = self._conv_level(ch[0], ch[1], levels[1], 2, norm_cfg, act_cfg)
-        feature_info = []
+        feature_info = [dict(num_chs=ch[1], reduction=2, module='level1')] if stem_output else []
         for i, (strided, stride, dilation) in enumerate(self._stride_plan(2, 4), start=2):
             tree = DLATree(levels[i], block, ch[i - 1], ch[i], 2 if strided else 1, dilation, level_root=i > 2,
                            root_residual=arch['root_residual'], norm_cfg=norm_cfg, act_cfg=act_cfg)
@@ -181,8 +186,8 @@ class DLA(DenseBackbone):
         return nn.Sequential(*modules)
 
     def _frozen_modules(self):
-        return [self.base_layer, self.level0, self.level1] + [getattr(self, f'level{i + 2}')
-                                                              for i in range(self.frozen_stages)]
+        levels = range(max(self.frozen_stages - int(self.stem_output), 0))
+        return [self.base_layer, self.level0, self.level1] + [getattr(self, f'level{i + 2}') for i in levels]
 
     classifier_prefixes = ('fc.', )
 
@@ -194,9 +199,10 @@ class DLA(DenseBackbone):
 
     def forward(self, x: torch.Tensor) -> tuple:
         x = self.level1(self.level0(self.base_layer(x)))
-        outs = []
+        offset = int(self.stem_output)
+        outs = [x] if self.stem_output and 0 in self.out_indices else []
         for i in range(4):
             x = maybe_checkpoint(self.with_cp, getattr(self, f'level{i + 2}'), x)
-            if i in self.out_indices:
+            if i + offset in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -60,3 +60,13 @@ def test_checkpoint_of_another_arch_fails_clearly(tmp_path):
 
 def test_with_cp_same_outputs_and_gradients():
     assert_with_cp_matches_plain(DLA, arch='34')
+
+
+def test_stem_output_prepends_level1_and_counts_in_frozen_stages():
+    model = DLA(arch='34', stem_output=True, out_indices=None, frozen_stages=2)
+    assert [(i['num_chs'], i['reduction']) for i in model.feature_info] == [(32, 2), (64, 4), (128, 8), (256, 16),
+                                                                           (512, 32)]
+    outs = model(torch.randn(1, 3, 65, 97))  # odd: the pooled residuals round up like the strided convs
+    assert [tuple(o.shape[2:]) for o in outs] == [(33, 49), (17, 25), (9, 13), (5, 7), (3, 4)]
+    frozen = {n.split('.')[0] for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {'base_layer', 'level0', 'level1', 'level2'}
