@@ -26,9 +26,11 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from densedet.registry import MODELS
 
 from ..layers import (
+    CrossStagePartial,
     DenseBlock,
     DenseLayer,
     DenseTransition,
+    check_csp_ratio,
     conv_type,
     make_dense_layers,
     max_pool_type,
@@ -42,8 +44,9 @@ class DenseNet(DenseBackbone):
     """DenseNet-BC backbone for mmseg / mmdet.
 
     Args:
-        arch: ``'121' | '169' | '201' | '161'`` (ints accepted) or a dict with
-            ``growth_rate``, ``block_config`` and ``stem_channels``.
+        arch: ``'121' | '169' | '201' | '161'`` (ints accepted), the CSPDenseNets ``'csp121' |
+            'csp201'`` or a dict with ``growth_rate``, ``block_config``, ``stem_channels`` and
+            optionally ``csp_ratio``.
         in_channels: input image channels.
         out_indices: output levels to return (0..3 = strides 4/8/16/32).
         output_stride: 32 (default), 16 or 8; the last one or two transitions stop
@@ -58,6 +61,10 @@ class DenseNet(DenseBackbone):
         spatial_dims: 2 (images) or 3 (volumes, N x C x D x H x W).
         transition_pool_size: window = stride of the transitions' average pooling, an int
             or one per spatial dim.
+        csp_ratio: cross-stage partial dense stages (CSPNet): the share of each stage's input channels
+            that goes through its dense block (and a partial transition that halves it), the rest
+            passing straight to the stage's transition (:class:`~densedet.models.layers.CrossStagePartial`);
+            in (0, 1), ``None`` = the arch's (plain DenseNet: none, ``'csp*'``: 0.5).
         stem_output: prepend the stem's conv-norm-act output (stride 2, before the max
             pooling) to the outputs; it is level 0 of ``feature_info`` then and
             ``out_indices`` / ``frozen_stages`` count it.
@@ -70,6 +77,10 @@ class DenseNet(DenseBackbone):
         '169': dict(growth_rate=32, block_config=(6, 12, 32, 32), stem_channels=64),
         '201': dict(growth_rate=32, block_config=(6, 12, 48, 32), stem_channels=64),
         '161': dict(growth_rate=48, block_config=(6, 12, 36, 24), stem_channels=96),
+        # CSPNet's CSPDenseNets: the same stages, each a cross-stage partial stage with half the channels
+        # through the dense block
+        'csp121': dict(growth_rate=32, block_config=(6, 12, 24, 16), stem_channels=64, csp_ratio=0.5),
+        'csp201': dict(growth_rate=32, block_config=(6, 12, 48, 32), stem_channels=64, csp_ratio=0.5),
     }
 
     def __init__(self,
@@ -87,6 +98,7 @@ class DenseNet(DenseBackbone):
                  spatial_dims: int = 2,
                  transition_pool_size: Union[int, Sequence[int]] = 2,
                  stem_output: bool = False,
+                 csp_ratio: Optional[float] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
         super().__init__(arch=arch, out_indices=out_indices, frozen_stages=frozen_stages,
@@ -95,6 +107,9 @@ class DenseNet(DenseBackbone):
         arch = self.arch
         growth, blocks = arch['growth_rate'], arch['block_config']
         self.stem_output = stem_output
+        csp_ratio = arch.get('csp_ratio') if csp_ratio is None else csp_ratio
+        if csp_ratio is not None:
+            check_csp_ratio(csp_ratio, 'DenseNet')
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
         channels = arch['stem_channels']
@@ -115,13 +130,19 @@ class DenseNet(DenseBackbone):
                                                              act_cfg=act_cfg, spatial_dims=spatial_dims,
                                                              pool_size=transition_pool_size)
                 channels //= 2
-            layers = make_dense_layers(
-                num_layers, channels, growth,
-                lambda j, c, d=dilation: DenseLayer(c, growth, bn_size, drop_rate, dilation=d, norm_cfg=norm_cfg,
-                                                    act_cfg=act_cfg, spatial_dims=spatial_dims))
-            features[f'denseblock{i + 1}'] = DenseBlock(layers, layer_name='denselayer{}', first_index=1,
-                                                        with_cp=with_cp)
-            channels += num_layers * growth
+
+            def dense_block(in_ch, n=num_layers, d=dilation):
+                layers = make_dense_layers(
+                    n, in_ch, growth,
+                    lambda j, c: DenseLayer(c, growth, bn_size, drop_rate, dilation=d, norm_cfg=norm_cfg,
+                                            act_cfg=act_cfg, spatial_dims=spatial_dims))
+                return DenseBlock(layers, layer_name='denselayer{}', first_index=1, with_cp=with_cp), in_ch + n * growth
+
+            if csp_ratio is None:
+                features[f'denseblock{i + 1}'], channels = dense_block(channels)
+            else:
+                stage = CrossStagePartial(channels, csp_ratio, dense_block, spatial_dims, norm_cfg, act_cfg)
+                features[f'denseblock{i + 1}'], channels = stage, stage.out_channels
             feature_info.append(dict(num_chs=channels, reduction=stride, module=f'features.denseblock{i + 1}'))
         features['norm5'] = build_norm_layer(norm_cfg, channels)[1]
         self.features = nn.Sequential(features)

@@ -1,6 +1,15 @@
 """The dense-connectivity core shared by every densedet family."""
 from .conv_block import conv_block
-from .dense import DenseBlock, DenseLayer, DenseTransition, fc_dense_block, harmonic_links, make_dense_layers
+from .dense import (
+    CrossStagePartial,
+    DenseBlock,
+    DenseLayer,
+    DenseTransition,
+    check_csp_ratio,
+    fc_dense_block,
+    harmonic_links,
+    make_dense_layers,
+)
 from .harmonic import CombConvLayer, ConvLayer, DWConvLayer, HarDBlock
 from .norm import LayerNorm2d
 from .squeeze_excite import EffectiveSE
@@ -15,8 +24,8 @@ from .utils import (
 from .weight_init import kaiming_init_convs
 
 __all__ = [
-    'conv_block', 'DenseBlock', 'DenseLayer', 'DenseTransition', 'fc_dense_block', 'harmonic_links',
-    'make_dense_layers', 'ConvLayer', 'DWConvLayer', 'CombConvLayer', 'HarDBlock',
-    'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type',
-    'max_pool_type', 'avg_pool_type', 'norm_cfg_for_dims', 'round_down_to_multiple', 'kaiming_init_convs'
+    'conv_block', 'CrossStagePartial', 'check_csp_ratio', 'DenseBlock', 'DenseLayer', 'DenseTransition',
+    'fc_dense_block', 'harmonic_links', 'make_dense_layers', 'ConvLayer', 'DWConvLayer', 'CombConvLayer',
+    'HarDBlock', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type', 'max_pool_type',
+    'avg_pool_type', 'norm_cfg_for_dims', 'round_down_to_multiple', 'kaiming_init_convs'
 ]

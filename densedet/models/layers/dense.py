@@ -205,6 +205,47 @@ class DenseTransition(nn.Sequential):
             raise BadConfigError(f"DenseTransition pool must be 'avg', 'max' or None, got {pool!r}")
 
 
+class CrossStagePartial(nn.Module):
+    """CSPNet's cross-stage partial connection around a block ("CSPNet: A New Backbone that can Enhance
+    Learning Capability of CNN", Wang et al., CVPR-W 2020, Sec. 3.1 / Fig. 2b).
+
+    The input's channels are split: the first ``in_channels - round(ratio * in_channels)`` pass straight to
+    the output; the other ``round(ratio * in_channels)`` go through ``block`` and a *partial transition*
+    (BN-ReLU-1x1 conv that halves the block's output, DenseNet-BC's compression); the two parts are
+    concatenated. The stage's own transition follows outside. The dense layers thus read about half as many
+    channels and gradients of the passed part are not duplicated through every layer.
+
+    Args:
+        in_channels: channels of the stage input.
+        ratio: the share of channels that goes through the block, in (0, 1) (CSPDenseNet: 0.5).
+        build_block: ``build_block(channels)`` returns the block for the partial input and its output width.
+        spatial_dims / norm_cfg / act_cfg: of the partial transition.
+    """
+
+    def __init__(self, in_channels: int, ratio: float, build_block: Callable[[int], tuple], spatial_dims: int = 2,
+                 norm_cfg: Optional[dict] = None, act_cfg: Optional[dict] = None):
+        super().__init__()
+        check_csp_ratio(ratio, 'CrossStagePartial')
+        self.partial = int(round(in_channels * ratio))
+        self.passed = in_channels - self.partial
+        if self.partial < 1 or self.passed < 1:
+            raise BadConfigError(f'CrossStagePartial: ratio {ratio} of {in_channels} channels leaves an empty part')
+        self.block, block_out = build_block(self.partial)
+        self.partial_transition = DenseTransition(block_out, block_out // 2, pool=None, spatial_dims=spatial_dims,
+                                                  norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.out_channels = self.passed + block_out // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        passed, partial = torch.split(x, [self.passed, self.partial], dim=1)
+        return torch.cat([passed, self.partial_transition(self.block(partial))], dim=1)
+
+
+def check_csp_ratio(ratio: float, owner: str) -> None:
+    if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise BadConfigError(f'{owner}: csp_ratio must be in (0, 1) (the share of channels through the dense '
+                             f'block; CSPNet uses 0.5), got {ratio!r}')
+
+
 def fc_dense_block(num_layers: int, in_channels: int, growth: int, output: str, drop_rate: float,
                    spatial_dims: int, norm_cfg: Optional[dict], act_cfg: Optional[dict],
                    with_cp: bool = False) -> DenseBlock:

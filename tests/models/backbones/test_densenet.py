@@ -2,6 +2,7 @@ import pytest
 import torch
 import torchvision
 
+from densedet.errors import BadConfigError
 from densedet.models.backbones import DenseNet
 
 from helpers import assert_output_strides, assert_with_cp_matches_plain, randomize_batch_norms
@@ -130,3 +131,36 @@ def test_3d_densenet_keeps_depth_with_anisotropic_transitions():
     outs = model.train()(torch.randn(2, 2, 8, 32, 32))
     outs[-1].mean().backward()
     assert model.features.conv0.weight.grad.abs().sum() > 0
+
+
+def _conv_macs(model, size=224):
+    total = []
+    hooks = [m.register_forward_hook(lambda m, i, o: total.append(o.numel() * m.weight[0].numel()))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.randn(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return sum(total)
+
+
+@pytest.mark.parametrize('arch, params, channels', [('121', (6_953_856, 5_486_123), (144, 246, 476, 434)),
+                                                    ('201', (18_092_928, 14_681_083), (144, 246, 860, 834))])
+def test_csp_densenet_is_the_same_stages_with_partial_dense_blocks(arch, params, channels):
+    plain, csp = DenseNet(arch=arch), DenseNet(arch='csp' + arch)
+    assert (sum(p.numel() for p in plain.parameters()), sum(p.numel() for p in csp.parameters())) == params
+    assert csp.out_channels == channels and csp.out_strides == plain.out_strides
+    # half of each stage's input through the dense layers: the first layer of block 1 reads 32 of 64 stem channels
+    assert csp.features.denseblock1.block.denselayer1.norm1.num_features == 32
+    assert _conv_macs(csp) < 0.9 * _conv_macs(plain)  # CSPNet: "about 20 % less computation"
+    assert DenseNet(arch=arch, csp_ratio=0.5).state_dict().keys() == csp.state_dict().keys()
+
+
+def test_csp_densenet_odd_sizes_with_cp_and_bad_ratio():
+    assert_with_cp_matches_plain(DenseNet, arch='csp121')
+    model = DenseNet(arch='csp121', out_indices=(0, 1, 2, 3)).train()
+    outs = model(torch.randn(1, 3, 67, 45))
+    sum(o.sum() for o in outs).backward()
+    assert [o.shape[1] for o in outs] == list(model.out_channels)
+    with pytest.raises(BadConfigError, match=r'DenseNet: csp_ratio must be in \(0, 1\).*got 1.0'):
+        DenseNet(arch='121', csp_ratio=1.0)

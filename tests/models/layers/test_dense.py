@@ -2,7 +2,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from densedet.models.layers import DenseBlock, EffectiveSE, LayerNorm2d, conv_type, make_dense_layers
+from densedet.errors import BadConfigError
+from densedet.models.layers import (
+    CrossStagePartial,
+    DenseBlock,
+    DenseLayer,
+    EffectiveSE,
+    LayerNorm2d,
+    conv_type,
+    make_dense_layers,
+)
 
 
 def _bn_relu_conv(spatial_dims, growth):
@@ -114,3 +123,28 @@ def test_norm_cfg_for_dims():
     from densedet.models.layers import DenseLayer
     layer = DenseLayer(8, 4, spatial_dims=3, norm_cfg=dict(type='BN'))  # a 2D name given to a 3D layer
     assert isinstance(layer.norm1, torch.nn.BatchNorm3d)
+
+
+@pytest.mark.parametrize('spatial_dims', [2, 3])
+def test_cross_stage_partial_passes_part_and_transitions_the_rest(spatial_dims):
+    growth = 4
+
+    def build(channels):
+        layers = make_dense_layers(3, channels, growth, lambda i, c: DenseLayer(c, growth, spatial_dims=spatial_dims))
+        return DenseBlock(layers), channels + 3 * growth
+
+    stage = CrossStagePartial(20, 0.5, build, spatial_dims=spatial_dims).eval()
+    assert (stage.passed, stage.partial, stage.out_channels) == (10, 10, 10 + (10 + 12) // 2)
+    x = torch.randn(2, 20, *(5, ) * spatial_dims)
+    out = stage(x)
+    assert out.shape[1] == stage.out_channels
+    torch.testing.assert_close(out[:, :10], x[:, :10])  # the passed part is untouched
+    torch.testing.assert_close(out[:, 10:], stage.partial_transition(stage.block(x[:, 10:])))
+    # the block only ever sees the partial channels
+    assert stage.block.layer0.norm1.num_features == 10
+
+
+@pytest.mark.parametrize('ratio', [0, 1, 1.5, -0.2, '0.5'])
+def test_cross_stage_partial_bad_ratio(ratio):
+    with pytest.raises(BadConfigError, match=r'csp_ratio must be in \(0, 1\)'):
+        CrossStagePartial(16, ratio, lambda c: (torch.nn.Identity(), c))
