@@ -301,3 +301,34 @@ def test_head_to_head_ablations_chain_configs(tmp_path):
     assert cfg.model.losses[0].avg_non_ignore and cfg.train_cfg.max_iters == 250
     with pytest.raises(SystemExit, match="unknown ablation 'deep' in 'denseunet3d\\+deep'"):
         crossval.densedet_config(args, str(tmp_path), 'denseunet3d+deep', plan)
+
+
+def test_memory_traffic_counts_reads_and_writes_and_skips_views():
+    import torch
+    bench_paper_claims = load_script('tools/analysis/bench_paper_claims.py')
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = torch.randn(1, 3, 10, 10)
+    # the conv reads its input and weight, writes its output (4 bytes per float)
+    assert bench_paper_claims.memory_traffic(lambda: conv(x)) == 4 * (3 * 100 + 8 * 3 * 9 + 8 * 100)
+    assert bench_paper_claims.memory_traffic(lambda: x.view(3, 100).t()) == 0  # views move no data
+    # a concatenation reads both parts and writes the whole: dense connectivity's own traffic
+    assert bench_paper_claims.memory_traffic(lambda: torch.cat([x, x], 1)) == 4 * (300 + 300 + 600)
+
+
+def test_paper_claims_table_runs_at_a_small_size(capsys):
+    args = benchmark.build_parser().parse_args(['--paper-claims', '--pairs', 'hardnet,csp', '--size', '32',
+                                                '--rounds', '1', '--iters', '1', '--threads', '1'])
+    bench_paper_claims = load_script('tools/analysis/bench_paper_claims.py')
+    rows = bench_paper_claims.measure(args)['rows']
+    assert [(r['first'], r['second']) for r in rows] == [('HarDNet-68', 'ResNet-50'),
+                                                         ('CSPDenseNet-201', 'DenseNet-201')]
+    for r in rows:
+        assert r['time_ratio'] > 0 and r['traffic_ratio'] > 0
+    # CSPDenseNet-201: fewer parameters and MACs than DenseNet-201, by construction
+    assert rows[1]['params_ratio'] == pytest.approx(14_681_083 / 18_092_928)
+    assert rows[1]['macs_ratio'] < 0.95
+    bench_paper_claims.report(args, dict(rows=rows))
+    out = capsys.readouterr().out
+    assert '| HarDNet-68 / ResNet-50 | forward | HarDNet: 30 % less inference time | 0.70 |' in out
+    with pytest.raises(SystemExit, match=r"--pairs: unknown \['resnet'\]"):
+        bench_paper_claims.measure(benchmark.build_parser().parse_args(['--paper-claims', '--pairs', 'resnet']))

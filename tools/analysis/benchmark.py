@@ -10,6 +10,7 @@
     python tools/analysis/benchmark.py --volume --size 128 [--rounds 3]
     python tools/analysis/benchmark.py --onnx [--rounds 3]      # needs requirements/deploy.txt
     python tools/analysis/benchmark.py --volume-data [--nnunet-python .venv-nnunet/bin/python]
+    python tools/analysis/benchmark.py --paper-claims --size 256 [--rounds 5 --iters 2]
 
 Backbone mode compares, with the same weights and inputs: ``densedet`` (the densedet
 backbone), ``densedet-cp`` (the same with ``with_cp=True``), ``densedet-plain`` (the same without
@@ -61,7 +62,12 @@ CUDA), ``--channels-last`` converts weights and inputs to NHWC, ``--compile`` wr
 ``torch.compile`` (the warm-up calls compile; only compiled calls are timed); backbone and config
 modes.
 
-Each model is measured in its own subprocess, ``--rounds`` times, models
+Paper-claims mode (``--paper-claims``, tools/analysis/bench_paper_claims.py): the seed papers'
+headline ratios (FC-HarDNet-70 / FC-DenseNet-103, HarDNet-68 / ResNet-50, VoVNetV2-39 / DenseNet-201
+in Mask R-CNN, CSPDenseNet-201 / DenseNet-201, memory-efficient DenseNet, RDNet-T / ConvNeXt-T /
+Swin-T) in one process: time, MACs, memory traffic and parameter ratios.
+
+Each model of the other modes is measured in its own subprocess, ``--rounds`` times, models
 interleaved; the table reports the median over rounds and ratios against ``reference``.
 These numbers are relative: report ratios from one run, not absolute times.
 """
@@ -72,6 +78,7 @@ import sys
 import bench_augmentation
 import bench_backbone
 import bench_onnx
+import bench_paper_claims
 import bench_unetpp
 import bench_volume
 import bench_volume_prediction
@@ -105,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--augmentation', action='store_true',
                         help="nnU-Net-class augmentation per sample, densedet's against nnU-Net v2's "
                         '(tools/analysis/bench_augmentation.py; the other options are its own)')
+    parser.add_argument('--paper-claims', action='store_true',
+                        help="the seed papers' headline ratios, measured side by side in one process")
+    parser.add_argument('--pairs', help='paper-claims mode: a comma list of the pairs to measure (default all: '
+                        'fchardnet, hardnet, vovnet, csp, memory-efficient, rdnet-convnext, rdnet-swin)')
     parser.add_argument('--detector', action='store_true',
                         help='Mask R-CNN RDNet-T against Mask R-CNN ResNet-50 (predict, train step)')
     parser.add_argument('--size', type=int, default=512)
@@ -155,6 +166,8 @@ def main(argv=None):
                   if args.volume else bench_backbone.worker(args))
         print('RESULT ' + json.dumps(result))
         return result
+    if args.paper_claims:
+        return bench_paper_claims.run(args)
     if args.onnx:
         return bench_onnx.run(args)
     if args.unetpp:
