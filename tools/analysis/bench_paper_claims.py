@@ -149,11 +149,12 @@ CLAIMS: Dict[str, Tuple[str, str, str, str, object]] = {
 }
 
 
-def _build(name: str, size: int, batch: int):
+def _build(name: str, size: int, batch: int, device: str = 'cpu'):
     builder, shape = MODELS[name]
     module, fn = builder(size)
-    x = torch.randn(1, 3, *shape(size))
-    xb = torch.randn(batch, 3, *shape(size))
+    module.to(device)
+    x = torch.randn(1, 3, *shape(size), device=device)
+    xb = torch.randn(batch, 3, *shape(size), device=device)
 
     def forward():
         module.eval()
@@ -178,6 +179,7 @@ def measure(args) -> dict:
     from mmengine.analysis import get_model_complexity_info
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel('ERROR')  # the MACs counter's notes on uncalled heads
     rows = []
@@ -187,7 +189,7 @@ def measure(args) -> dict:
         raise SystemExit(f'--pairs: unknown {unknown}; choose from {", ".join(CLAIMS)}')
     for first, second, kind, claim, paper in (CLAIMS[p] for p in pairs):
         stats = {}
-        built = {name: _build(name, args.size, args.batch) for name in (first, second)}
+        built = {name: _build(name, args.size, args.batch, args.device) for name in (first, second)}
         for name, (module, fn, x, forward, train, loss) in built.items():
             run = forward if kind == 'forward' else train
             run()  # warm-up
@@ -205,8 +207,10 @@ def measure(args) -> dict:
         for _ in range(args.rounds):
             for name in (first, second):
                 for _ in range(args.iters):
+                    sync()
                     t = time.perf_counter()
                     stats[name]['run']()
+                    sync()
                     stats[name]['times'].append(time.perf_counter() - t)
         a, b = stats[first], stats[second]
         row = dict(first=first, second=second, timed=kind, claim=claim, paper_ratio=paper,
@@ -226,7 +230,8 @@ def measure(args) -> dict:
 
 def report(args, result: dict) -> None:
     print(f'\nsize {args.size} (segmentors {args.size}x{2 * args.size}; RDNet / ConvNeXt / Swin at 224), '
-          f'{args.threads} threads, fp32, median of {args.rounds} interleaved rounds x {args.iters} iterations\n')
+          f'{args.device}, {args.threads} threads, fp32, median of {args.rounds} interleaved rounds x '
+          f'{args.iters} iterations\n')
     print('| first / second | timed | paper claims | claimed time ratio | measured time ratio | MACs ratio '
           '| memory traffic ratio | params ratio |')
     print('|---|---|---|---|---|---|---|---|')
