@@ -15,20 +15,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_type, norm_cfg_for_dims
 from ..utils import check_in_channels
-from .utils import classifier_for_dims
+from .utils import MultiLevelHead, classifier_for_dims
 
 Scale = Union[int, Sequence[int]]
 
 
 @MMSEG_MODELS.register_module()
-class DenseUNetHead(BaseDecodeHead):
+class DenseUNetHead(MultiLevelHead):
     """Additive-skip UNet decoder over a DenseNet encoder's outputs (finest first).
 
     Args:
@@ -54,7 +53,6 @@ class DenseUNetHead(BaseDecodeHead):
                  skip_connections: bool = True,
                  last_dropout: float = 0.0,
                  spatial_dims: int = 2,
-                 dropout_ratio: float = 0.0,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -63,12 +61,10 @@ class DenseUNetHead(BaseDecodeHead):
             scale_factors = [scale_factors] * len(up_channels)
         if len(scale_factors) != len(up_channels):
             raise BadConfigError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
-        kwargs.pop('channels', None)
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         conv_cfg = dict(type=f'Conv{spatial_dims}d')
-        super().__init__(in_channels=in_channels, channels=up_channels[-1], in_index=list(range(len(in_channels))),
-                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+        super().__init__(in_channels, up_channels[-1], norm_cfg=norm_cfg,
                          act_cfg=act_cfg, conv_cfg=conv_cfg, **kwargs)
         self.spatial_dims = spatial_dims
         self.scale_factors = [tuple(s) if isinstance(s, (list, tuple)) else s for s in scale_factors]

@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MMSEG_MODELS
 
 from ..utils import check_in_channels
+from .utils import MultiLevelHead
 
 
 def _conv_norm_act(in_channels: int, out_channels: int, kernel: int, norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
@@ -105,7 +105,7 @@ class DLAUp(nn.Module):
 
 
 @MMSEG_MODELS.register_module()
-class DLAUpHead(BaseDecodeHead):
+class DLAUpHead(MultiLevelHead):
     """DLA-Up on DLA levels at strides ``s, 2s, ...`` (finest first); the 1x1 classifier reads the finest
     level's resolution (stride 2 with the official ``down_ratio=2``: DLA's level 1 via
     ``stem_output=True``; stride 4 without it) and mmseg resizes the logits to the image (the official
@@ -123,8 +123,6 @@ class DLAUpHead(BaseDecodeHead):
     def __init__(self,
                  in_channels: Sequence[int],
                  node_kernel: int = 3,
-                 in_index: Optional[Sequence[int]] = None,
-                 dropout_ratio: float = 0.0,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -133,10 +131,7 @@ class DLAUpHead(BaseDecodeHead):
             raise BadConfigError(f'DLAUpHead: in_channels needs at least two levels, got {in_channels}')
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
         act_cfg = act_cfg or dict(type='ReLU', inplace=True)
-        kwargs.pop('channels', None)  # derived, not configurable
-        super().__init__(in_channels=in_channels, channels=in_channels[0],
-                         in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
-                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+        super().__init__(in_channels, in_channels[0], norm_cfg=norm_cfg,
                          act_cfg=act_cfg, **kwargs)
         self.dla_up = DLAUp(in_channels, node_kernel, norm_cfg, act_cfg)
 

@@ -4,14 +4,13 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_transpose_type, fc_dense_block, kaiming_init_convs
 from ..utils import check_in_channels
-from .utils import classifier_for_dims
+from .utils import MultiLevelHead, classifier_for_dims
 
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -27,7 +26,7 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 @MMSEG_MODELS.register_module()
-class FCDenseNetHead(BaseDecodeHead):
+class FCDenseNetHead(MultiLevelHead):
     """The Tiramisu upsampling path on multi-scale features (finest first, deepest last).
 
     For ``k`` skips: the deepest input is upsampled by a 3x3 stride-2 transposed conv
@@ -66,8 +65,6 @@ class FCDenseNetHead(BaseDecodeHead):
                  drop_rate: float = 0.2,
                  spatial_dims: int = 2,
                  with_cp: bool = False,
-                 in_index: Optional[Sequence[int]] = None,
-                 dropout_ratio: float = 0.0,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -86,10 +83,7 @@ class FCDenseNetHead(BaseDecodeHead):
             plan.append((to_upsample, kept, kept + skip, num_layers))
             to_upsample = num_layers * growth
         last_in, last_layers = plan[-1][2], plan[-1][3]
-        kwargs.pop('channels', None)  # derived, not configurable
-        super().__init__(in_channels=in_channels, channels=last_in + last_layers * growth,
-                         in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
-                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+        super().__init__(in_channels, last_in + last_layers * growth, norm_cfg=norm_cfg,
                          act_cfg=act_cfg or dict(type='ReLU'), **kwargs)
         kw = dict(drop_rate=drop_rate, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg,
                   with_cp=with_cp)

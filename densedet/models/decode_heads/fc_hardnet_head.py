@@ -11,17 +11,17 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
 from ..layers import ConvLayer, HarDBlock
 from ..utils import check_in_channels
+from .utils import MultiLevelHead
 
 
 @MMSEG_MODELS.register_module()
-class FCHarDNetHead(BaseDecodeHead):
+class FCHarDNetHead(MultiLevelHead):
     """FC-HarDNet's decoder on ``k + 1`` encoder levels (finest first, the bottom last).
 
     From the bottom up, for each skip (coarse to fine): bilinear upsampling to the skip's size
@@ -47,8 +47,6 @@ class FCHarDNetHead(BaseDecodeHead):
                  num_layers: Sequence[int] = (4, 4, 8, 8),
                  grmul: float = 1.7,
                  with_cp: bool = False,
-                 in_index: Optional[Sequence[int]] = None,
-                 dropout_ratio: float = 0.0,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -69,10 +67,7 @@ class FCHarDNetHead(BaseDecodeHead):
             block = HarDBlock(concat // 2, growth[level], grmul, num_layers[level], with_cp=with_cp, **layer_cfg)
             blocks.append(block)
             width = block.out_channels
-        kwargs.pop('channels', None)  # derived, not configurable
-        super().__init__(in_channels=in_channels, channels=width,
-                         in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
-                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+        super().__init__(in_channels, width, norm_cfg=norm_cfg,
                          act_cfg=act_cfg, **kwargs)
         self.conv1x1_up = nn.ModuleList(conv1x1_up)
         self.dense_blocks_up = nn.ModuleList(blocks)

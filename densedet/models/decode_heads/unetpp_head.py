@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
@@ -24,6 +23,7 @@ from densedet.registry import MMSEG_MODELS
 from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
 from ..losses import deep_supervision_losses
 from ..utils import check_in_channels
+from .utils import MultiLevelHead
 
 MODES = ('accurate', 'fast')
 
@@ -43,7 +43,7 @@ def match_size(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @MMSEG_MODELS.register_module()
-class UNetPlusPlusHead(BaseDecodeHead):
+class UNetPlusPlusHead(MultiLevelHead):
     """UNet++ decoder on any backbone's multi-scale features (finest first).
 
     Args:
@@ -73,8 +73,6 @@ class UNetPlusPlusHead(BaseDecodeHead):
                  fast_head: Optional[int] = None,
                  prune_level: Optional[int] = None,
                  spatial_dims: int = 2,
-                 in_index: Optional[Sequence[int]] = None,
-                 dropout_ratio: float = 0.0,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -92,13 +90,10 @@ class UNetPlusPlusHead(BaseDecodeHead):
         if len(loss_weights) != depth:
             raise BadConfigError(f'UNetPlusPlusHead: loss_weights needs one weight per head ({depth}), '
                                  f'got {loss_weights}')
-        kwargs.pop('channels', None)
         kwargs.setdefault('init_cfg', dict(type='Normal', std=0.01, override=dict(name='seg_heads')))
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
-        super().__init__(in_channels=in_channels, channels=node_channels[0],
-                         in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
-                         input_transform='multiple_select', dropout_ratio=dropout_ratio, norm_cfg=norm_cfg,
+        super().__init__(in_channels, node_channels[0], norm_cfg=norm_cfg,
                          act_cfg=act_cfg, **kwargs)
         self.depth = depth
         self.node_channels = node_channels

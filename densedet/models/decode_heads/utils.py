@@ -1,7 +1,28 @@
 """What densedet's decode heads share on top of mmseg's ``BaseDecodeHead``."""
+from typing import Optional, Sequence
+
 import torch.nn as nn
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from ..layers import conv_type
+
+
+class MultiLevelHead(BaseDecodeHead):
+    """A decoder over several encoder levels (finest first) that derives its own classifier width.
+
+    ``channels`` (the width the 1x1 classifier reads) is computed by the subclass, not configured (a
+    config's ``channels`` is ignored); ``input_transform`` is ``'multiple_select'`` over every input
+    unless ``in_index`` selects; ``dropout_ratio`` defaults to 0 (none of the reference decoders has
+    dropout before the classifier).
+    """
+
+    def __init__(self, in_channels: Sequence[int], derived_channels: int, in_index: Optional[Sequence[int]] = None,
+                 dropout_ratio: float = 0.0, **kwargs):
+        kwargs.pop('channels', None)
+        in_channels = list(in_channels)
+        super().__init__(in_channels=in_channels, channels=derived_channels,
+                         in_index=list(range(len(in_channels))) if in_index is None else list(in_index),
+                         input_transform='multiple_select', dropout_ratio=dropout_ratio, **kwargs)
 
 
 def classifier_for_dims(head: nn.Module, spatial_dims: int) -> None:
