@@ -244,3 +244,17 @@ def test_slurm_script_submits_one_array_task_per_fold_then_the_summary(tmp_path)
     assert '--dependency=afterok:' in summary_job
     assert 'python -u tools/crossval.py configs/x.py --summarize-only --save-probabilities' in summary_job
     assert out.stdout.startswith('folds: job array ')
+
+
+def test_folds_table_times_and_scores_subsets_of_the_recipe(crossvalidated, tmp_path, capsys):
+    """benchmark.py --volume-prediction --folds-table: every fold, then subsets, on labelled cases."""
+    recipe_path = tmp_path / 'recipe.json'
+    load_script('tools/find_best_configuration.py').main([str(crossvalidated['work_a']), '--out', str(recipe_path),
+                                                          '--no-tta'])
+    bench = load_script('tools/analysis/bench_volume_prediction.py')
+    rows = bench.main(['--folds-table', str(recipe_path), crossvalidated['msd'], '--fold-subsets', '0', '1',
+                       '--threads', '1'])
+    assert [(r['folds'], r['models']) for r in rows] == [('every fold', 2), ('folds 0', 1), ('folds 1', 1)]
+    assert all(r['s_per_case'] > 0 and set(r['dice']) == {'liver', 'tumour'} for r in rows)
+    assert all(0 <= d <= 1 for r in rows for d in r['dice'].values())
+    assert '| folds 0 | 1 |' in capsys.readouterr().out

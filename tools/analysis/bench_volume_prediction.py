@@ -7,6 +7,7 @@ the same network, window and weights, for a few and for many classes.
         [--roi 48 160 160] [--systems densedet monai monai-buffered nnunet] [--threads 2]
     python tools/analysis/benchmark.py --volume-prediction --settings CONFIG CKPT [--fold 0]
     python tools/analysis/benchmark.py --volume-prediction --onnx CONFIG CKPT [--fold 0]
+    python tools/analysis/benchmark.py --volume-prediction --folds-table RECIPE TASK_DIR [--fold-subsets 0 0,1,2]
 
 ``--settings``: time against Dice of the prediction speed settings (overlap, mirroring axes,
 ``--amp``) for a trained volume config, on its validation cases (fold ``--fold`` of its splits),
@@ -14,6 +15,10 @@ all in one process (times are paired), predictions scored by the cross-validatio
 ``--onnx``: the config exported with its plans (tools/deploy/export_onnx.py) and run through
 tools/deploy/onnx_volume.py with onnxruntime, against densedet's PyTorch path on the same cases:
 seconds per case both ways, identical voxels and Dice.
+``--folds-table``: a cross-validated recipe (tools/find_best_configuration.py) with every fold and with
+subsets of its folds (``infer_volume.py --recipe R --folds ...``) on labelled cases that no fold trained
+on (an MSD task folder's ``imagesTr`` / ``labelsTr``, e.g. fresh cases of tools/data/make_demo_msd.py
+with another seed): seconds per case (models loaded beforehand) and Dice.
 
 Every run is a fresh process (``.venv-nnunet/bin/python`` for nnU-Net, its predictor's
 ``predict_sliding_window_return_logits`` + argmax, as its export does without resampling); peak
@@ -185,6 +190,57 @@ def settings_table(args) -> list:
     return rows
 
 
+def folds_table(args) -> list:
+    import time
+
+    import torch
+
+    from densedet.apis.crossval import read_label
+    from densedet.apis.ensemble import RecipePredictor, load_recipe
+    from densedet.apis.volume_inference import find_cases
+    from densedet.evaluation.crossval import score_held_out
+    from densedet.structures import evaluation_targets
+    torch.set_num_threads(args.threads)
+    recipe_path, task = args.folds_table
+    recipe = load_recipe(recipe_path)
+    cases = find_cases([osp.join(task, 'imagesTr')])
+    subsets = [None] + [[int(k) for k in subset.split(',')] for subset in args.fold_subsets]
+    rows = []
+    for folds in subsets:
+        predictor = RecipePredictor(recipe, folds=folds)
+        with torch.no_grad():
+            predictor(cases[0][1])  # warm-up, not timed
+            start, results = time.perf_counter(), []
+            for case_id, paths, _ in cases:
+                results.append((case_id, predictor(paths)))
+            seconds = (time.perf_counter() - start) / len(cases)
+        meta = predictor.members[0][0].dataset_meta or {}
+        targets = evaluation_targets(list(meta['classes']))
+        scores = []
+        for case_id, labels in results:
+            case = dict(case_id=case_id, label_values=meta.get('label_values'), ignore_value=None)
+            label, spacing = read_label(case, osp.join(task, 'labelsTr', f'{case_id}.nii.gz'), 'label')
+            scores.append(score_held_out(case_id, 0, np.asarray(labels), label, targets, spacing,
+                                         with_hd95=False)['dice'])
+        dice = {n: float(np.nanmean([c[n] for c in scores])) for n in scores[0]}
+        count = sum(len(m) for m in predictor.members)
+        label = 'every fold' if folds is None else 'folds ' + ' '.join(map(str, folds))
+        rows.append(dict(folds=label, models=count, s_per_case=seconds, dice=dice))
+        print(f'{label} ({count} models): {seconds:.2f} s / case, ' +
+              ', '.join(f'{n} {100 * d:.2f}' for n, d in dice.items()), file=sys.stderr, flush=True)
+    base = rows[0]['s_per_case']
+    print(f'\nrecipe {recipe_path} with subsets of its folds, {len(cases)} cases of {task} that no fold trained on, '
+          f'{args.threads} threads, mirroring TTA as the recipe says ({recipe.get("tta", True)})\n')
+    names = list(rows[0]['dice'])
+    print('| folds | models | s / case | vs every fold | ' + ' | '.join(f'{n} Dice' for n in names) + ' |')
+    print('|---|---|---|---|' + '---|' * len(names))
+    for r in rows:
+        print(f"| {r['folds']} | {r['models']} | {r['s_per_case']:.2f} | {r['s_per_case'] / base:.2f}x | "
+              + ' | '.join(f"{100 * r['dice'][n]:.2f}" for n in names) + ' |')
+    write_report(args, folds=rows)
+    return rows
+
+
 def _validation_cases(config: str, fold: int):
     import densedet  # noqa: F401
     from densedet.apis.config import load_config
@@ -280,7 +336,13 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=3, help='--settings: timed passes per setting (fastest kept)')
     parser.add_argument('--onnx', nargs=2, metavar=('CONFIG', 'CKPT'),
                         help='the ONNX volume pipeline against PyTorch for this trained volume config')
+    parser.add_argument('--folds-table', nargs=2, metavar=('RECIPE', 'TASK_DIR'),
+                        help='a cross-validated recipe with every fold and with --fold-subsets, on unseen cases')
+    parser.add_argument('--fold-subsets', nargs='+', default=['0', '0,1,2'],
+                        help='--folds-table: the subsets besides every fold, each a comma list')
     args = parser.parse_args(argv)
+    if args.folds_table:
+        return folds_table(args)
     if args.settings:
         return settings_table(args)
     if args.onnx:
