@@ -188,3 +188,15 @@ def test_volume_inference_errors_name_the_case_file(checkpoints, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 2), np.float32), np.eye(4)), str(flat))
     with pytest.raises(BadDataError, match=r"case 'scan_3' image file \S+scan_3.nii.gz has shape \(8, 8, 8, 2\)"):
         inference_volume(model, str(flat))
+
+
+@pytest.mark.parametrize('backbone, expected', [
+    ("type='HarDNet', arch='fc71'", "HarDNet: unknown arch 'fc71'; choose one of ['39', '68', '85', 'fc70'] or pass "
+                                    "a dict"),
+    ("type='DenseNet', arch='121', csp_ratio=1.5", 'DenseNet: csp_ratio must be in (0, 1) (the share of channels '
+                                                   'through the dense block; CSPNet uses 0.5), got 1.5'),
+])
+def test_bad_seed_network_arguments_are_one_line(user_error, demo_data, tmp_path, backbone, expected):
+    cfg = tmp_path / 'bad_backbone.py'
+    cfg.write_text(f"_base_ = ['{ROOT}/{SEG_CFG}']\nmodel = dict(backbone=dict(_delete_=True, {backbone}))\n")
+    assert user_error('tools/train.py', cfg, '--work-dir', tmp_path / 'w', *_data_options(demo_data)) == expected
