@@ -7,7 +7,7 @@ from official_layouts import dla34up, random_state
 
 from densedet.errors import BadConfigError, BadDataError
 from densedet.models.decode_heads import DLAUpHead, dlaup_official_to_mmseg
-from densedet.models.decode_heads.dla_up_head import bilinear_upsampler
+from densedet.models.necks.dla_up import bilinear_upsampler
 
 from scripts import load_script
 
