@@ -78,11 +78,13 @@ class IDAUp(nn.Module):
 class DLAUp(nn.Module):
     """DLA-Up over levels at strides ``s, 2s, 4s, ...`` (finest first): ``ida_0`` merges the two coarsest
     levels, each next IDA-Up adds one finer level to the previous one's node outputs, until the finest
-    level's resolution and width are reached."""
+    level's resolution and width are reached. ``norm_cfg`` / ``act_cfg``: BN and ReLU by default."""
 
     def __init__(self, in_channels: Sequence[int], node_kernel: int = 3, norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None):
         super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
+        act_cfg = act_cfg or dict(type='ReLU', inplace=True)
         n = len(in_channels)
         scales = [2**i for i in range(n)]
         current = list(in_channels)  # the widths the next IDA-Up sees (earlier nodes replace levels)
@@ -135,8 +137,7 @@ class DLAUpNeck(BaseModule):
         if len(self.in_channels) < 2:
             raise BadConfigError(f'DLAUpNeck: in_channels needs at least two levels, got {self.in_channels}')
         self.out_channels = self.in_channels[0]
-        self.dla_up = DLAUp(self.in_channels, node_kernel, norm_cfg or dict(type='BN', requires_grad=True),
-                            act_cfg or dict(type='ReLU', inplace=True))
+        self.dla_up = DLAUp(self.in_channels, node_kernel, norm_cfg, act_cfg)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
         feats = list(inputs)
