@@ -258,3 +258,16 @@ def test_folds_table_times_and_scores_subsets_of_the_recipe(crossvalidated, tmp_
     assert all(r['s_per_case'] > 0 and set(r['dice']) == {'liver', 'tumour'} for r in rows)
     assert all(0 <= d <= 1 for r in rows for d in r['dice'].values())
     assert '| folds 0 | 1 |' in capsys.readouterr().out
+
+
+def test_settings_table_times_and_scores_each_speed_setting(crossvalidated, capsys):
+    """benchmark.py --volume-prediction --settings: every speed setting on a fold's validation cases."""
+    work = crossvalidated['work_a']
+    checkpoint = json.loads((work / 'fold_0' / 'fold_done.json').read_text())['checkpoint']
+    bench = load_script('tools/analysis/bench_volume_prediction.py')
+    rows = bench.main(['--settings', str(work / 'config.py'), checkpoint, '--fold', '0', '--repeat', '1',
+                       '--threads', '1'])
+    assert [r['setting'] for r in rows] == [s[0] for s in bench.SETTINGS]
+    assert all(r['s_per_case'] > 0 and 0 <= r['dice']['liver'] <= 1 for r in rows)
+    out = capsys.readouterr().out  # one table row per setting, each with its ratio to the first
+    assert out.count('x | ') == len(rows) and '| setting | s / case | vs first row |' in out

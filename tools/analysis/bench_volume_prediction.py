@@ -177,17 +177,24 @@ def settings_table(args) -> list:
             rows.append(dict(setting=label, s_per_case=seconds, dice=dice))
             print(f'{label}: {seconds:.2f} s / case, ' + ', '.join(f'{n} {100 * d:.2f}' for n, d in dice.items()),
                   file=sys.stderr, flush=True)
-    base = rows[0]['s_per_case']
-    print(f'\nprediction speed settings, {config}, fold {args.fold} validation ({len(dataset)} cases), '
-          f'{args.threads} threads, one process, fastest of {args.repeat} timed passes\n')
-    names = list(rows[0]['dice'])
-    print('| setting | s / case | vs first row | ' + ' | '.join(f'{n} Dice' for n in names) + ' |')
-    print('|---|---|---|' + '---|' * len(names))
-    for r in rows:
-        print(f"| {r['setting']} | {r['s_per_case']:.2f} | {r['s_per_case'] / base:.2f}x | "
-              + ' | '.join(f"{100 * r['dice'][n]:.2f}" for n in names) + ' |')
+    print_time_dice_table(f'prediction speed settings, {config}, fold {args.fold} validation ({len(dataset)} cases), '
+                          f'{args.threads} threads, one process, fastest of {args.repeat} timed passes',
+                          [('setting', lambda r: r['setting'])], 'vs first row', rows)
     write_report(args, settings=rows)
     return rows
+
+
+def print_time_dice_table(title: str, columns, ratio_label: str, rows: list) -> None:
+    """A markdown table of ``rows`` (each with ``s_per_case`` and ``dice``): the leading ``columns``
+    (``(title, row -> text)``), seconds per case, their ratio to the first row, Dice per class."""
+    base, names = rows[0]['s_per_case'], list(rows[0]['dice'])
+    print(f'\n{title}\n')
+    print('| ' + ' | '.join(c for c, _ in columns) + f' | s / case | {ratio_label} | '
+          + ' | '.join(f'{n} Dice' for n in names) + ' |')
+    print('|' + '---|' * (len(columns) + 2 + len(names)))
+    for r in rows:
+        print('| ' + ' | '.join(text(r) for _, text in columns) + f" | {r['s_per_case']:.2f} | "
+              f"{r['s_per_case'] / base:.2f}x | " + ' | '.join(f"{100 * r['dice'][n]:.2f}" for n in names) + ' |')
 
 
 def folds_table(args) -> list:
@@ -228,15 +235,11 @@ def folds_table(args) -> list:
         rows.append(dict(folds=label, models=count, s_per_case=seconds, dice=dice))
         print(f'{label} ({count} models): {seconds:.2f} s / case, ' +
               ', '.join(f'{n} {100 * d:.2f}' for n, d in dice.items()), file=sys.stderr, flush=True)
-    base = rows[0]['s_per_case']
-    print(f'\nrecipe {recipe_path} with subsets of its folds, {len(cases)} cases of {task} that no fold trained on, '
-          f'{args.threads} threads, mirroring TTA as the recipe says ({recipe.get("tta", True)})\n')
-    names = list(rows[0]['dice'])
-    print('| folds | models | s / case | vs every fold | ' + ' | '.join(f'{n} Dice' for n in names) + ' |')
-    print('|---|---|---|---|' + '---|' * len(names))
-    for r in rows:
-        print(f"| {r['folds']} | {r['models']} | {r['s_per_case']:.2f} | {r['s_per_case'] / base:.2f}x | "
-              + ' | '.join(f"{100 * r['dice'][n]:.2f}" for n in names) + ' |')
+    print_time_dice_table(f'recipe {recipe_path} with subsets of its folds, {len(cases)} cases of {task} that no fold '
+                          f'trained on, {args.threads} threads, mirroring TTA as the recipe says '
+                          f'({recipe.get("tta", True)})',
+                          [('folds', lambda r: r['folds']), ('models', lambda r: str(r['models']))], 'vs every fold',
+                          rows)
     write_report(args, folds=rows)
     return rows
 
