@@ -46,6 +46,11 @@ TRUST_ENV = 'DENSEDET_TRUST_CHECKPOINTS'
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # registered by its __init__
 
 
+
+def strip_module_prefix(state_dict: dict) -> dict:
+    """``state_dict`` without DataParallel's / DistributedDataParallel's ``module.`` key prefix."""
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+
 def _history_buffer_getattr(obj, name):
     from mmengine.logging import HistoryBuffer
     if obj is HistoryBuffer and (name in _HISTORY_BUFFER_STATISTICS or name in HistoryBuffer._statistics_methods):
@@ -186,7 +191,7 @@ def load_model_checkpoint(model, filename: str, map_location='cpu', config: Opti
     if state_dict is checkpoint:  # a bare state dict: mmseg's init_model reads checkpoint['meta']
         checkpoint = dict(state_dict=state_dict)
     checkpoint.setdefault('meta', {})
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    state_dict = strip_module_prefix(state_dict)
     target = unwrap_model(model)
     obsolete = [k for k in getattr(target, 'obsolete_checkpoint_keys', ()) if k in state_dict]
     for key in obsolete:

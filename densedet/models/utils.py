@@ -49,7 +49,8 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
         if wrapper in ckpt and isinstance(ckpt[wrapper], dict):
             ckpt = ckpt[wrapper]
             break
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in ckpt.items()}
+    from densedet.engine.checkpoint import strip_module_prefix
+    return strip_module_prefix(ckpt)
 
 
 def load_pretrained_weights(module: nn.Module,

@@ -64,33 +64,27 @@ def memory_traffic(fn: Callable[[], object]) -> int:
     return counter.read + counter.written
 
 
-def _segmentor(config: str, num_classes: int = 19):
+def _config_model(config: str, **overrides):
+    """The model of ``config`` (``overrides``: mmengine ``--cfg-options``-style dotted keys), SyncBN as BN."""
     from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
     from densedet.registry import MODELS
     cfg = Config.fromfile(f'{ROOT}/{config}')
+    cfg.merge_from_dict(overrides)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    cfg.model.decode_head.num_classes = num_classes
-    cfg.model.decode_head.pop('sampler', None)
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    return revert_sync_batchnorm(MODELS.build(cfg.model))
+
+
+def _segmentor(config: str, num_classes: int = 19):
+    model = _config_model(config, **{'model.decode_head.num_classes': num_classes,
+                                     'model.decode_head.sampler': None})
     return model, model._forward
 
 
-def _detector_features(config: str, **backbone):
-    from mmengine.config import Config
-    from mmengine.model.utils import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-
-    from densedet.registry import MODELS
-    cfg = Config.fromfile(f'{ROOT}/{config}')
-    init_default_scope('mmdet')
-    neck_in = backbone.pop('neck_in_channels', None)
-    cfg.model.backbone.update(backbone)
-    if neck_in:
-        cfg.model.neck.in_channels = neck_in
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+def _detector_features(config: str, **overrides):
+    model = _config_model(config, **overrides)
     return model, model.extract_feat  # backbone + FPN: the RPN / RoI heads are the same for both
 
 
@@ -123,7 +117,8 @@ MODELS: Dict[str, Tuple[Callable, Callable[[int], Tuple[int, int]]]] = {
     'Mask R-CNN VoVNetV2-39': (lambda s: _detector_features('configs/vovnet/mask-rcnn_vovnet39_fpn_1x_coco.py'),
                                lambda s: (s, s)),
     'Mask R-CNN DenseNet-201': (lambda s: _detector_features('configs/densenet/mask-rcnn_densenet121_fpn_1x_coco.py',
-                                                             arch='201', neck_in_channels=[256, 512, 1792, 1920]),
+                                                             **{'model.backbone.arch': '201',
+                                                                'model.neck.in_channels': [256, 512, 1792, 1920]}),
                                 lambda s: (s, s)),
     'CSPDenseNet-201': (lambda s: _backbone('DenseNet', arch='csp201'), lambda s: (s, s)),
     'DenseNet-201': (lambda s: _backbone('DenseNet', arch='201'), lambda s: (s, s)),

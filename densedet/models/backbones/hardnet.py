@@ -11,6 +11,7 @@ A harmonic dense block connects layer ``k`` only to layers ``k - 2**n`` (the sha
 widens layers with many inputs by ``grmul`` per extra link, and outputs the odd layers and the
 last one. The four outputs are taken at the end of each resolution (strides 4/8/16/32).
 """
+import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -107,9 +108,7 @@ class HarDNet(DenseBackbone):
             ins = (in_channels, ) + tuple(stem[:-1])
             base = [ConvLayer(c_in, c_out, 3, stride=s, **layer_cfg)
                     for c_in, c_out, s in zip(ins, stem, arch['stem_strides'])]
-            stride = 1
-            for s in arch['stem_strides']:
-                stride *= s
+            stride = math.prod(arch['stem_strides'])
         else:
             base = [ConvLayer(in_channels, stem[0], 3, stride=2, **layer_cfg),
                     ConvLayer(stem[0], stem[1], 1 if depthwise else 3, **layer_cfg),

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from densedet.engine.checkpoint import strip_module_prefix
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
@@ -60,7 +61,7 @@ def dlaup_official_to_mmseg(state_dict: Dict[str, torch.Tensor]) -> Dict[str, to
     ``stem_output=True`` + :class:`DLAUpHead`). Dropped, as they take no part in segmentation: the base's
     ImageNet classifier ``base.fc``, the ``project`` convs of the official trees of depth > 1 (never
     called; timm and densedet do not build them) and the fixed bilinear ``up`` (mmseg's resize)."""
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    state_dict = strip_module_prefix(state_dict)
     out = {}
     for key, value in state_dict.items():
         tree = key.split('.project.')[0]

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from densedet.engine.checkpoint import strip_module_prefix
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
@@ -91,8 +92,7 @@ def fchardnet_official_to_mmseg(state_dict: Dict[str, torch.Tensor]) -> Dict[str
     without DataParallel's ``module.``) -> the keys of mmseg's ``EncoderDecoder`` with the
     ``'fc70'`` backbone and :class:`FCHarDNetHead`. A key of no known part is an error."""
     out = {}
-    for key, value in state_dict.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
+    for key, value in strip_module_prefix(state_dict).items():
         for official, ours in _OFFICIAL_PREFIXES:
             if key.startswith(official):
                 out[ours + key[len(official):]] = value

@@ -8,14 +8,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from densedet.errors import BadConfigError, BadDataError
 from densedet.registry import MODELS
 
-from ..utils import check_in_channels
+from ..utils import check_in_channels, resize_logits
 
 
 def _conv_norm_act(in_channels: int, out_channels: int, kernel: int, norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
@@ -34,14 +33,6 @@ def bilinear_upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     with torch.no_grad():
         up.weight.copy_((taps[:, None] * taps[None, :]).expand_as(up.weight))
     return up
-
-
-def _match_size(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Upsampled maps of inputs whose size is not a multiple of the stride miss the finer map's size by a
-    pixel or so: resize them onto it (bilinear) rather than fail."""
-    if tuple(x.shape[2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
 
 
 class IDAUp(nn.Module):
@@ -66,7 +57,8 @@ class IDAUp(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         size = feats[0].shape[2:]
-        maps = [_match_size(getattr(self, f'up_{k}')(getattr(self, f'proj_{k}')(f)), size)
+        # inputs whose size is not a multiple of the stride miss the finer map by a pixel: resized onto it
+        maps = [resize_logits(getattr(self, f'up_{k}')(getattr(self, f'proj_{k}')(f)), size)
                 for k, f in enumerate(feats)]
         x, nodes = maps[0], []
         for k in range(1, self.num_inputs):
