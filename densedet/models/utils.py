@@ -1,6 +1,7 @@
 """Helpers shared by the backbone families: argument validation and checkpoint loading."""
+import math
 import os
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -122,11 +123,43 @@ def maybe_checkpoint(enabled: bool, fn, *args):
     return fn(*args)
 
 
-def check_poolable(owner: str, spatial_size: Sequence[int], times: int) -> None:
-    """One clear error when an input cannot be halved ``times`` times (smaller than ``2**times``)."""
-    if min(spatial_size) < 2**times:
-        raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in some '
-                           f'dimension; it cannot be pooled {times} times')
+def check_poolable(owner: str, spatial_size: Sequence[int], times: int,
+                   strides: Optional[Sequence[Sequence[int]]] = None) -> None:
+    """One clear error when an input cannot be halved ``times`` times (smaller than ``2**times``),
+    or, with per-level ``strides`` (:func:`level_strides`), pooled by the first ``times`` of them."""
+    if strides is None:
+        if min(spatial_size) < 2**times:
+            raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in '
+                               f'some dimension; it cannot be pooled {times} times')
+        return
+    total = [math.prod(axis) for axis in zip(*strides[:times])] if times else [1] * len(spatial_size)
+    if any(size < t for size, t in zip(spatial_size, total)):
+        raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than the total stride '
+                           f'{tuple(total)} of its poolings {[tuple(s) for s in strides[:times]]}')
+
+
+def level_kernel_sizes(owner: str, kernel_sizes, levels: int) -> list:
+    """One conv kernel size per level (``None``: 3 everywhere; conv_block checks each entry)."""
+    if kernel_sizes is None or isinstance(kernel_sizes, int):
+        return [3 if kernel_sizes is None else kernel_sizes] * levels
+    if len(kernel_sizes) != levels:
+        raise BadConfigError(f'{owner}: kernel_sizes needs one entry per level ({levels}), got {list(kernel_sizes)}')
+    return list(kernel_sizes)
+
+
+def level_strides(owner: str, strides, levels: int, spatial_dims: int) -> List[Tuple[int, ...]]:
+    """Per-level pooling strides as ``levels`` tuples of ``spatial_dims`` ints: ``None`` is 2 everywhere,
+    an int is that stride on every axis of every level, a list has one int or per-axis tuple per level
+    (nnU-Net's plans, e.g. ``[(1, 2, 2), (2, 2, 2)]`` for anisotropic volumes)."""
+    if strides is None or isinstance(strides, int):
+        strides = [2 if strides is None else strides] * levels
+    strides = list(strides)
+    if len(strides) != levels:
+        raise BadConfigError(f'{owner}: strides needs one entry per pooling ({levels}), got {strides}')
+    out = [tuple(s) if isinstance(s, (list, tuple)) else (int(s), ) * spatial_dims for s in strides]
+    if any(len(s) != spatial_dims or min(s) < 1 for s in out):
+        raise BadConfigError(f'{owner}: every stride needs {spatial_dims} positive entries, got {strides}')
+    return out
 
 
 def check_in_channels(owner: str, feats: Sequence[torch.Tensor], expected: Sequence[int]) -> None:

@@ -294,11 +294,21 @@ def test_head_to_head_ablations_chain_configs(tmp_path):
     from mmengine.config import Config
     crossval = load_script('tools/analysis/benchmark_crossval_nnunet.py')
     args = argparse.Namespace(epochs=1, workers=1)
-    plan = dict(patch_size=[20, 56, 56], batch_size=2)
+    arch = dict(features_per_stage=[32, 64, 128, 256], strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                kernel_sizes=[[1, 3, 3]] + [[3, 3, 3]] * 3)
+    plan = dict(patch_size=[20, 56, 56], batch_size=2, architecture=dict(arch_kwargs=arch))
     cfg = Config.fromfile(crossval.densedet_config(args, str(tmp_path), 'denseunet3d+instnorm+adamw+ce', plan))
     assert cfg.model.backbone.norm_cfg.type == cfg.model.decode_head.norm_cfg.type == 'IN3d'
     assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.param_scheduler[1].end == 250
     assert cfg.model.losses[0].avg_non_ignore and cfg.train_cfg.max_iters == 250
+    cfg = Config.fromfile(crossval.densedet_config(args, str(tmp_path), 'denseunet3d+slimdecoder', plan))
+    assert cfg.model.decode_head.up_channels == (504, 224, 192, 64, 32)
+    # UNet++ with nnU-Net's planned widths and strides: no padding of the 20 x 56 x 56 patch
+    cfg = Config.fromfile(crossval.densedet_config(args, str(tmp_path), 'unetpp3d+plantopology', plan))
+    assert cfg.model.backbone.channels == cfg.model.decode_head.in_channels == (32, 64, 128, 256)
+    assert cfg.model.decode_head.strides == [(1, 2, 2), (2, 2, 2), (2, 2, 2)]
+    assert cfg.model.data_preprocessor.size_divisor == (4, 8, 8)
+    assert cfg.model.backbone.kernel_sizes == cfg.model.decode_head.kernel_sizes == [(1, 3, 3)] + [(3, 3, 3)] * 3
     with pytest.raises(SystemExit, match="unknown ablation 'deep' in 'denseunet3d\\+deep'"):
         crossval.densedet_config(args, str(tmp_path), 'denseunet3d+deep', plan)
 

@@ -25,6 +25,7 @@ system. CPU only (``--threads``).
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -53,6 +54,21 @@ param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin
     # cross-entropy averaged over the labelled voxels only (padding is ignored, ~26 % of a patch)
     'ce': '''model = dict(losses=[dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
                      dict(type='SoftDiceLoss', loss_weight=1.0)])
+''',
+    # the decoder's two finest stages at nnU-Net's widths for strides 2 and 1 (64, 32) instead of
+    # H-DenseUNet's 96 / 64: its full-resolution 3x3x3 conv (96 -> 64) was 54 % of the training step
+    # UNet++ 3D with the widths, pooling strides and kernels of nnU-Net's plan (features_per_stage,
+    # strides, kernel_sizes) instead of the paper's five isotropic levels 32-512 of 3x3x3 convs, which
+    # pad a 20-slice patch to 32
+    'plantopology': '''_channels = {channels}
+model = dict(data_preprocessor=dict(size_divisor={divisor}),
+             backbone=dict(channels=_channels, strides={strides}, kernel_sizes={kernel_sizes}),
+             decode_head=dict(in_channels=_channels, strides={strides}, kernel_sizes={kernel_sizes}))
+''',
+    # nnU-Net's deep supervision: the decoder's two stages before the last also classify (halving weights)
+    'deepsup': '''model = dict(decode_head=dict(deep_supervision=2))
+''',
+    'slimdecoder': '''model = dict(decode_head=dict(up_channels=(504, 224, 192, 64, 32)))
 ''',
 }
 
@@ -133,6 +149,16 @@ def prepare(args, work, env, log):
     return raw, splits, plan, plans_path, timings
 
 
+def plan_topology(plan: dict) -> dict:
+    """Widths, pooling strides (after the first stage), their total and the conv kernels of nnU-Net's
+    planned network."""
+    arch = plan['architecture']['arch_kwargs']
+    strides = [tuple(s) for s in arch['strides'][1:]]
+    divisor = tuple(math.prod(axis) for axis in zip(*strides))
+    return dict(channels=tuple(arch['features_per_stage']), strides=strides, divisor=divisor,
+                kernel_sizes=[tuple(k) for k in arch['kernel_sizes']])
+
+
 def densedet_config(args, work, system, plan) -> str:
     """Write ``WORK/configs/SYSTEM.py``; an ablated system (``base+a+b``) is a chain of configs, each on
     top of the one before."""
@@ -142,7 +168,7 @@ def densedet_config(args, work, system, plan) -> str:
             raise SystemExit(f'unknown ablation {ablation!r} in {system!r}: one of {sorted(ABLATIONS)}')
         base = densedet_config(args, work, parent, plan)
         text = f"_base_ = ['./{osp.basename(base)}']\n"
-        text += ABLATIONS[ablation].format(iters=args.epochs * ITERATIONS_PER_EPOCH)
+        text += ABLATIONS[ablation].format(iters=args.epochs * ITERATIONS_PER_EPOCH, **plan_topology(plan))
         path = osp.join(work, 'configs', f'{system}.py')
         with open(path, 'w') as f:
             f.write(text)

@@ -20,6 +20,7 @@ from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_type, norm_cfg_for_dims
+from ..losses import deep_supervision_losses
 from ..utils import check_in_channels
 from .utils import MultiLevelHead, classifier_for_dims
 
@@ -41,6 +42,11 @@ class DenseUNetHead(MultiLevelHead):
             ``s`` takes level ``L - 2 - s``; stages past the finest level have none).
         last_dropout: dropout on the last stage's conv output, before its BN (0.3 in the
             official 2D code).
+        deep_supervision: how many stages before the last also get a 1x1 classifier whose
+            logits are trained (nnU-Net's deep supervision; 0: none, as H-DenseUNet). Inference
+            uses the last stage only.
+        loss_weights: one per supervised output, the last stage's first (default nnU-Net's:
+            halving from the last stage, normalised to sum 1).
         spatial_dims: 2 or 3.
         **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``, ``loss_decode``, ...);
             ``channels`` is ``up_channels[-1]``, ``dropout_ratio`` defaults to 0.
@@ -52,6 +58,8 @@ class DenseUNetHead(MultiLevelHead):
                  scale_factors: Union[Scale, Sequence[Scale]] = 2,
                  skip_connections: bool = True,
                  last_dropout: float = 0.0,
+                 deep_supervision: int = 0,
+                 loss_weights: Optional[Sequence[float]] = None,
                  spatial_dims: int = 2,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
@@ -61,6 +69,15 @@ class DenseUNetHead(MultiLevelHead):
             scale_factors = [scale_factors] * len(up_channels)
         if len(scale_factors) != len(up_channels):
             raise BadConfigError(f'DenseUNetHead: {len(up_channels)} stages but {len(scale_factors)} scale_factors')
+        if not 0 <= deep_supervision < len(up_channels):
+            raise BadConfigError(f'DenseUNetHead: deep_supervision must be in 0..{len(up_channels) - 1} '
+                                 f'(stages before the last), got {deep_supervision}')
+        if loss_weights is None:
+            loss_weights = [0.5**k for k in range(deep_supervision + 1)]
+            loss_weights = [w / sum(loss_weights) for w in loss_weights]
+        if len(loss_weights) != deep_supervision + 1:
+            raise BadConfigError(f'DenseUNetHead: loss_weights needs {deep_supervision + 1} entries (the last '
+                                 f'stage and {deep_supervision} supervised stages), got {list(loss_weights)}')
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         conv_cfg = dict(type=f'Conv{spatial_dims}d')
@@ -90,12 +107,22 @@ class DenseUNetHead(MultiLevelHead):
             ))
             prev = width
         classifier_for_dims(self, spatial_dims)
+        self.deep_supervision = deep_supervision
+        self.loss_weights = list(loss_weights)
+        # classifiers of the supervised stages, the one before the last first
+        self.aux_classifiers = nn.ModuleList(
+            conv(up_channels[-2 - k], self.out_channels, kernel_size=1) for k in range(deep_supervision))
 
     def _forward_feature(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """The last stage's features (64 channels at full resolution for H-DenseUNet)."""
+        return self._stage_features(inputs)[-1]
+
+    def _stage_features(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Every stage's output, coarsest first."""
         feats = self._transform_inputs(inputs)
         check_in_channels('DenseUNetHead', feats, self.in_channels)
         x = feats[-1]
+        stages = []
         for s, up_conv in enumerate(self.up_convs):
             level = self.skip_levels[s]
             if level is not None:
@@ -105,7 +132,20 @@ class DenseUNetHead(MultiLevelHead):
             else:
                 x = F.interpolate(x, scale_factor=self.scale_factors[s], mode='nearest')
             x = up_conv(x)
-        return x
+            stages.append(x)
+        return stages
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         return self.cls_seg(self._forward_feature(inputs))
+
+    def forward_heads(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Logits of the last stage and of the ``deep_supervision`` stages before it (each at its
+        stage's resolution; the segmentor or ``loss_by_feat`` resizes them to the labels)."""
+        stages = self._stage_features(inputs)
+        return [self.cls_seg(stages[-1])] + [c(stages[-2 - k]) for k, c in enumerate(self.aux_classifiers)]
+
+    def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
+        if not self.deep_supervision:
+            return super().loss(inputs, batch_data_samples, train_cfg)
+        return deep_supervision_losses(self.forward_heads(inputs), self.loss_weights,
+                                       lambda logits: self.loss_by_feat(logits, batch_data_samples))

@@ -7,7 +7,8 @@ decoder nodes are
 
     X(i,j) = conv_block([X(i,0), ..., X(i,j-1), up(X(i+1,j-1))]),   j >= 1, i + j <= L
 
-(dense connectivity along each skip pathway), ``up`` a 2x2 stride-2 transposed conv. Each
+(dense connectivity along each skip pathway), ``up`` a 2x2 stride-2 transposed conv (or the
+encoder's per-level ``strides``: kernel = stride). Each
 X(0,j), j = 1..L, has a 1x1 classifier ("deep supervision head j"); head j only depends on
 nodes with i + j' <= j, so the network pruned to depth j (UNet++ L_j) gives exactly head j.
 """
@@ -22,7 +23,7 @@ from densedet.registry import MMSEG_MODELS
 
 from ..layers import conv_block, conv_transpose_type, conv_type, norm_cfg_for_dims
 from ..losses import deep_supervision_losses
-from ..utils import check_in_channels
+from ..utils import check_in_channels, level_kernel_sizes, level_strides
 from .utils import MultiLevelHead
 
 MODES = ('accurate', 'fast')
@@ -59,6 +60,10 @@ class UNetPlusPlusHead(MultiLevelHead):
             ``k`` (UNet++ L_k, the paper's inference-time pruning); the encoder levels above
             ``k`` are not read (see :func:`prune_unetpp` to stop computing them too).
         spatial_dims: 2, or 3 for volumes.
+        strides: the encoder's pooling between levels (``UNetEncoder(strides=...)``): each ``up``
+            from level i + 1 to i is a transposed conv with kernel = stride = ``strides[i]``.
+        kernel_sizes: the encoder's conv kernel per level (``UNetEncoder(kernel_sizes=...)``), used by
+            the nodes of that level.
         **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``, ``loss_decode``, ...);
             ``channels`` is ``node_channels[0]``, ``input_transform`` is ``'multiple_select'``,
             ``dropout_ratio`` defaults to 0.
@@ -73,6 +78,8 @@ class UNetPlusPlusHead(MultiLevelHead):
                  fast_head: Optional[int] = None,
                  prune_level: Optional[int] = None,
                  spatial_dims: int = 2,
+                 strides=None,
+                 kernel_sizes=None,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  **kwargs):
@@ -104,8 +111,10 @@ class UNetPlusPlusHead(MultiLevelHead):
         self.prune_level = prune_level
         self.spatial_dims = spatial_dims
 
-        # Encoder levels whose width differs from node_channels get a 1x1 projection.
+        self.strides = level_strides('UNetPlusPlusHead', strides, depth, spatial_dims)
+        kernel_sizes = level_kernel_sizes('UNetPlusPlusHead', kernel_sizes, depth + 1)
         conv = conv_type(spatial_dims)
+        # Encoder levels whose width differs from node_channels get a 1x1 projection.
         self.projections = nn.ModuleList(
             nn.Identity() if c == n else conv(c, n, kernel_size=1) for c, n in zip(in_channels, node_channels))
         self.ups = nn.ModuleDict()
@@ -113,9 +122,10 @@ class UNetPlusPlusHead(MultiLevelHead):
         for j in range(1, depth + 1):
             for i in range(depth - j + 1):
                 self.ups[f'{i}_{j}'] = conv_transpose_type(spatial_dims)(
-                    node_channels[i + 1], node_channels[i], kernel_size=2, stride=2)
+                    node_channels[i + 1], node_channels[i], kernel_size=self.strides[i], stride=self.strides[i])
                 self.nodes[f'{i}_{j}'] = conv_block((j + 1) * node_channels[i], node_channels[i],
-                                                    spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg)
+                                                    spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                                                    kernel_size=kernel_sizes[i])
         # One classifier per head X(0,j); conv_seg from BaseDecodeHead is unused.
         self.seg_heads = nn.ModuleList(
             conv(node_channels[0], self.out_channels, kernel_size=1) for _ in range(depth))

@@ -64,3 +64,37 @@ def test_in_an_mmseg_segmentor_on_densenet():
     losses['decode.loss_ce'].backward()
     assert model.backbone.features.conv0.weight.grad.abs().sum() > 0
     assert model._forward(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)
+
+
+def test_deep_supervision_trains_the_finer_stages_and_inference_uses_the_last():
+    """nnU-Net-style deep supervision: classifiers on the stages before the last, halving weights;
+    in a volume segmentor the losses see every output, inference only the last stage."""
+    head = DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), scale_factors=[(1, 2, 2), (2, 2, 2), 2],
+                         spatial_dims=3, num_classes=2, deep_supervision=2)
+    assert head.loss_weights == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    x = [torch.randn(1, 4, 4, 16, 16), torch.randn(1, 6, 4, 8, 8), torch.randn(1, 8, 4, 4, 4)]
+    outs = head.forward_heads(x)
+    assert [tuple(o.shape[2:]) for o in outs] == [(8, 32, 32), (4, 16, 16), (4, 8, 8)]
+    head.eval()
+    with torch.no_grad():
+        assert torch.equal(head(x), head.forward_heads(x)[0])
+    init_default_scope('mmseg')
+    from densedet.registry import MODELS as DENSEDET_MODELS
+    from densedet.structures import VolumeDataSample
+    segmentor = DENSEDET_MODELS.build(dict(
+        type='VolumeEncoderDecoder', data_preprocessor=dict(type='VolumeDataPreProcessor', size_divisor=8),
+        backbone=dict(type='UNetEncoder', in_channels=1, channels=(4, 6, 8), spatial_dims=3),
+        decode_head=dict(type='DenseUNetHead', in_channels=[4, 6, 8], up_channels=(6, 4), spatial_dims=3,
+                         num_classes=2, deep_supervision=1, loss_weights=[0.75, 0.25])))
+    sample = VolumeDataSample()
+    sample.gt_seg = torch.randint(0, 2, (8, 8, 8))
+    losses = segmentor.loss(torch.randn(1, 1, 8, 8, 8), [sample])
+    assert sorted(losses) == ['head1.loss_ce', 'head2.loss_ce']
+    losses['head2.loss_ce'].backward()
+    assert segmentor.decode_head.aux_classifiers[0].weight.grad.abs().sum() > 0
+    assert segmentor.decode_head.conv_seg.weight.grad is None
+    with pytest.raises(ValueError, match=r'deep_supervision must be in 0\.\.2'):
+        DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), num_classes=2, deep_supervision=3)
+    with pytest.raises(ValueError, match='loss_weights needs 2 entries'):
+        DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), num_classes=2, deep_supervision=1,
+                      loss_weights=[1.0])

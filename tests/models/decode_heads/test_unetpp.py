@@ -114,6 +114,36 @@ def test_three_dimensional():
     assert isinstance(head.seg_heads[0], torch.nn.Conv3d)
 
 
+def test_planned_anisotropic_strides():
+    """nnU-Net's plan for anisotropic volumes pools in-plane first and convolves in-plane at full
+    resolution: encoder and head follow the strides and kernels, the output has the input's size,
+    and the defaults keep the 2x2 transposed convs."""
+    from densedet.models.backbones import UNetEncoder
+    strides, kernels = [(1, 2, 2), (2, 2, 2)], [(1, 3, 3), 3, 3]
+    encoder = UNetEncoder(in_channels=1, channels=(4, 8, 16), spatial_dims=3, strides=strides, kernel_sizes=kernels)
+    head = UNetPlusPlusHead(in_channels=[4, 8, 16], num_classes=2, spatial_dims=3, strides=strides,
+                            kernel_sizes=kernels).eval()
+    # the full-resolution level convolves in-plane only (nnU-Net's kernel for anisotropic spacing)
+    assert encoder.levels[0][0].conv.kernel_size == head.nodes['0_2'][1].conv.kernel_size == (1, 3, 3)
+    assert encoder.levels[0][0].conv.padding == (0, 1, 1) and head.nodes['1_1'][0].conv.kernel_size == (3, 3, 3)
+    feats = encoder(torch.randn(1, 1, 4, 12, 8))
+    assert [tuple(f.shape[2:]) for f in feats] == [(4, 12, 8), (4, 6, 4), (2, 3, 2)]
+    assert [i['reduction'] for i in encoder.feature_info] == [1, 2, 4]
+    assert head(feats).shape == (1, 2, 4, 12, 8)
+    assert head.ups['0_1'].kernel_size == (1, 2, 2) and head.ups['1_1'].stride == (2, 2, 2)
+    assert UNetPlusPlusHead(in_channels=[4, 8, 16], num_classes=2, spatial_dims=3).ups['0_1'].kernel_size == (2, 2, 2)
+    with pytest.raises(ValueError, match=r'total stride \(2, 4, 4\)'):
+        encoder(torch.randn(1, 1, 1, 12, 8))
+    with pytest.raises(ValueError, match='one entry per pooling'):
+        UNetEncoder(channels=(4, 8, 16), spatial_dims=3, strides=[(1, 2, 2)])
+    with pytest.raises(ValueError, match='kernel_sizes needs one entry per level'):
+        UNetEncoder(channels=(4, 8), spatial_dims=3, kernel_sizes=[3])
+    with pytest.raises(ValueError, match='3 odd sizes'):
+        UNetEncoder(channels=(4, 8), spatial_dims=3, kernel_sizes=[(2, 3, 3), 3])
+    with pytest.raises(ValueError, match='3 positive entries'):
+        UNetPlusPlusHead(in_channels=[4, 8], num_classes=2, spatial_dims=3, strides=[(2, 2)])
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='mode'):
         UNetPlusPlusHead(in_channels=CHANNELS, num_classes=2, mode='best')
