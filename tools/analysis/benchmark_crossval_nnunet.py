@@ -55,8 +55,6 @@ param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin
     'ce': '''model = dict(losses=[dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
                      dict(type='SoftDiceLoss', loss_weight=1.0)])
 ''',
-    # the decoder's two finest stages at nnU-Net's widths for strides 2 and 1 (64, 32) instead of
-    # H-DenseUNet's 96 / 64: its full-resolution 3x3x3 conv (96 -> 64) was 54 % of the training step
     # UNet++ 3D with the widths, pooling strides and kernels of nnU-Net's plan (features_per_stage,
     # strides, kernel_sizes) instead of the paper's five isotropic levels 32-512 of 3x3x3 convs, which
     # pad a 20-slice patch to 32
@@ -68,6 +66,8 @@ model = dict(data_preprocessor=dict(size_divisor={divisor}),
     # nnU-Net's deep supervision: the decoder's two stages before the last also classify (halving weights)
     'deepsup': '''model = dict(decode_head=dict(deep_supervision=2))
 ''',
+    # the decoder's two finest stages at nnU-Net's widths for strides 2 and 1 (64, 32) instead of
+    # H-DenseUNet's 96 / 64: its full-resolution 3x3x3 conv (96 -> 64) was 54 % of the training step
     'slimdecoder': '''model = dict(decode_head=dict(up_channels=(504, 224, 192, 64, 32)))
 ''',
 }
