@@ -46,10 +46,10 @@ TRUST_ENV = 'DENSEDET_TRUST_CHECKPOINTS'
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # registered by its __init__
 
 
-
 def strip_module_prefix(state_dict: dict) -> dict:
     """``state_dict`` without DataParallel's / DistributedDataParallel's ``module.`` key prefix."""
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+
 
 def _history_buffer_getattr(obj, name):
     from mmengine.logging import HistoryBuffer

@@ -132,10 +132,15 @@ def check_poolable(owner: str, spatial_size: Sequence[int], times: int,
             raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than 2**n_pool = {2**times} in '
                                f'some dimension; it cannot be pooled {times} times')
         return
-    total = [math.prod(axis) for axis in zip(*strides[:times])] if times else [1] * len(spatial_size)
+    total = total_stride(strides[:times], len(spatial_size))
     if any(size < t for size, t in zip(spatial_size, total)):
         raise BadDataError(f'{owner}: input size {tuple(spatial_size)} is smaller than the total stride '
-                           f'{tuple(total)} of its poolings {[tuple(s) for s in strides[:times]]}')
+                           f'{total} of its poolings {[tuple(s) for s in strides[:times]]}')
+
+
+def total_stride(strides: Sequence[Sequence[int]], spatial_dims: int) -> Tuple[int, ...]:
+    """Per-axis product of per-level strides (ones when there are none)."""
+    return tuple(math.prod(axis) for axis in zip(*strides)) if strides else (1, ) * spatial_dims
 
 
 def level_kernel_sizes(owner: str, kernel_sizes, levels: int) -> list:

@@ -25,7 +25,6 @@ system. CPU only (``--threads``).
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import subprocess
@@ -152,10 +151,11 @@ def prepare(args, work, env, log):
 def plan_topology(plan: dict) -> dict:
     """Widths, pooling strides (after the first stage), their total and the conv kernels of nnU-Net's
     planned network."""
+    from densedet.models.utils import total_stride
     arch = plan['architecture']['arch_kwargs']
     strides = [tuple(s) for s in arch['strides'][1:]]
-    divisor = tuple(math.prod(axis) for axis in zip(*strides))
-    return dict(channels=tuple(arch['features_per_stage']), strides=strides, divisor=divisor,
+    return dict(channels=tuple(arch['features_per_stage']), strides=strides,
+                divisor=total_stride(strides, len(arch['strides'][0])),
                 kernel_sizes=[tuple(k) for k in arch['kernel_sizes']])
 
 

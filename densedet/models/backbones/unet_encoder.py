@@ -1,5 +1,4 @@
 """The plain convolutional encoder of U-Net / UNet++ (Zhou et al. 2018, filters 32-512)."""
-import math
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -8,7 +7,7 @@ import torch.nn as nn
 from densedet.registry import MODELS
 
 from ..layers import conv_block, max_pool_type
-from ..utils import check_poolable, level_kernel_sizes, level_strides
+from ..utils import check_poolable, level_kernel_sizes, level_strides, total_stride
 from .base import DenseBackbone
 
 
@@ -65,7 +64,7 @@ class UNetEncoder(DenseBackbone):
         # parameter-free, so a ModuleList keeps the state dict of the fixed 2x2 pooling
         self.pools = nn.ModuleList(max_pool_type(spatial_dims)(kernel_size=s, stride=s) for s in self.strides)
         self.active_levels = len(channels)
-        reductions = [1] + [max(math.prod(axis) for axis in zip(*self.strides[:i])) for i in range(1, len(channels))]
+        reductions = [max(total_stride(self.strides[:i], spatial_dims)) for i in range(len(channels))]
         feature_info = [dict(num_chs=c, reduction=r, module=f'levels.{i}')
                         for i, (c, r) in enumerate(zip(channels, reductions))]
         self._init_outputs(feature_info)
