@@ -52,3 +52,8 @@ class UnsupportedError(DensedetError, NotImplementedError):
 
 class BadInputError(DensedetError, ValueError):
     """Inputs given to an inference tool that could not be used (none readable, wrong kind)."""
+
+
+class WorkDirBusyError(DensedetError, RuntimeError):
+    """A work dir (a fold, a benchmark) that another running process holds: two runs would write the
+    same checkpoints and results."""

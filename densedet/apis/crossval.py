@@ -18,6 +18,7 @@ A fold killed while training resumes from its ``last_checkpoint`` (mmengine's re
 densedet's RandomStateHook); one killed while predicting predicts again. Folds are independent:
 on a cluster each runs as its own job (``--folds K``), and the summary reads them all from disk.
 """
+import contextlib
 import copy
 import os
 import os.path as osp
@@ -30,7 +31,7 @@ from mmengine.dataset import pseudo_collate
 from densedet.errors import BadConfigError, DataNotFoundError
 from densedet.evaluation import write_prediction
 from densedet.evaluation.crossval import plot_dice_boxes, score_held_out, summarize, write_summary
-from densedet.fileio import atomic_write, load_splits, read_nifti, write_json
+from densedet.fileio import atomic_write, exclusive_lock, load_splits, read_nifti, write_json
 from densedet.structures import evaluation_targets, probabilities
 from densedet.transforms import map_labels
 
@@ -158,6 +159,20 @@ class CrossValidation:
             self.run_fold(fold)
 
     def run_fold(self, fold: int) -> dict:
+        from mmengine.dist import is_main_process
+        done = self.done_file(fold)
+        if osp.isfile(done):
+            self.log(f'fold {fold}: finished before ({done}), skipped')
+            return _read_json(done)
+        # one process per fold: a second run of it (another job, a second benchmark) stops here
+        lock = (exclusive_lock(self.fold_dir(fold), f'fold {fold} of {self.work_dir}') if is_main_process() else
+                contextlib.nullcontext())
+        with lock:
+            if osp.isfile(done):  # finished by the run that held the lock
+                return _read_json(done)
+            return self._train_and_predict(fold)
+
+    def _train_and_predict(self, fold: int) -> dict:
         from mmengine.dist import barrier, is_main_process
         from mmengine.runner import Runner
 
@@ -166,9 +181,6 @@ class CrossValidation:
         from densedet.registry import DATASETS
         cfg = fold_config(self.cfg, fold)
         done = self.done_file(fold)
-        if osp.isfile(done):
-            self.log(f'fold {fold}: finished before ({done}), skipped')
-            return _read_json(done)
         cfg.work_dir = self.fold_dir(fold)
         pointer = osp.join(cfg.work_dir, 'last_checkpoint')
         cfg.resume = osp.isfile(pointer)

@@ -291,6 +291,7 @@ def test_head_to_head_ablations_chain_configs(tmp_path):
     """benchmark.py --crossval-nnunet's ablations: SYSTEM+a+b is a chain of configs, each on the one before."""
     import argparse
 
+    import torch
     from mmengine.config import Config
     crossval = load_script('tools/analysis/benchmark_crossval_nnunet.py')
     args = argparse.Namespace(epochs=1, workers=1)
@@ -309,6 +310,24 @@ def test_head_to_head_ablations_chain_configs(tmp_path):
     assert cfg.model.decode_head.strides == [(1, 2, 2), (2, 2, 2), (2, 2, 2)]
     assert cfg.model.data_preprocessor.size_divisor == (4, 8, 8)
     assert cfg.model.backbone.kernel_sizes == cfg.model.decode_head.kernel_sizes == [(1, 3, 3)] + [(3, 3, 3)] * 3
+    # the slices kept by the stem and nnU-Net's first stage as a full-resolution skip, in one forward pass
+    system = 'denseunet3d+anisostem+fullresskip+slimdecoder3+fullreskernel'
+    cfg = Config.fromfile(crossval.densedet_config(args, str(tmp_path), system, plan))
+    assert cfg.model.backbone.input_skip == dict(out_channels=32, kernel_size=(1, 3, 3))
+    assert cfg.model.decode_head.up_channels == (504, 224, 128, 64, 32)
+    assert cfg.model.decode_head.kernel_sizes == [3, 3, 3, 3, (1, 3, 3)]
+    from mmengine.registry import init_default_scope
+
+    from densedet.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model).eval()
+    assert model.backbone.out_channels == tuple(cfg.model.decode_head.in_channels)
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 1, 20, 64, 64))
+        logits = model.decode_head(feats)
+    # every slice through the stem, the input's resolution straight from the decoder (no resizing)
+    assert [tuple(f.shape[2:]) for f in feats[:3]] == [(20, 64, 64), (20, 32, 32), (10, 16, 16)]
+    assert tuple(logits.shape) == (1, 3, 20, 64, 64)
     with pytest.raises(SystemExit, match="unknown ablation 'deep' in 'denseunet3d\\+deep'"):
         crossval.densedet_config(args, str(tmp_path), 'denseunet3d+deep', plan)
 

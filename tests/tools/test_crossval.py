@@ -211,6 +211,11 @@ def test_crossval_and_recipe_errors_are_one_line(user_error, crossvalidated, tmp
     said = user_error('tools/infer_volume.py', '--recipe', tmp_path / 'recipe.json', 'x.nii.gz', '--out-dir',
                       tmp_path)
     assert said == f'{tmp_path / "recipe.json"}: members[0].checkpoints[0] {tmp_path / "gone.pth"} does not exist'
+    from densedet.fileio import exclusive_lock
+    with exclusive_lock(str(tmp_path / 'busy' / 'fold_0'), 'another run') as lock:  # a second run of one fold
+        said = user_error('tools/crossval.py', config, '--folds', '0', '--work-dir', tmp_path / 'busy')
+    assert said == (f'fold 0 of {tmp_path / "busy"} is being run by another process (pid {os.getpid()}; lock '
+                    f'{lock}): wait for it or stop it; a killed run leaves no lock behind')
     said = user_error('tools/find_best_configuration.py', tmp_path)
     assert said == f'{tmp_path / "crossval.json"} does not exist: run tools/crossval.py until its summary is written'
     import shutil

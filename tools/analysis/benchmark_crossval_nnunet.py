@@ -69,6 +69,24 @@ model = dict(data_preprocessor=dict(size_divisor={divisor}),
     # H-DenseUNet's 96 / 64: its full-resolution 3x3x3 conv (96 -> 64) was 54 % of the training step
     'slimdecoder': '''model = dict(decode_head=dict(up_channels=(504, 224, 192, 64, 32)))
 ''',
+    # DenseNet's stem keeps the slices (conv stride (1, 2, 2) instead of 2, as nnU-Net's first pooling): the
+    # dense blocks see 10 of a patch's 20 slices instead of 5
+    'anisostem': '''model = dict(data_preprocessor=dict(size_divisor=(2, 32, 32)), backbone=dict(stem_stride=(1, 2, 2)),
+             decode_head=dict(scale_factors=[(1, 2, 2)] * 5))
+''',
+    # the decoder's three finest stages at nnU-Net's widths for in-plane strides 4, 2, 1 (128, 64, 32; slimdecoder
+    # sets the two finest): with anisostem the stride-4 and stride-2 stages see twice the slices
+    'slimdecoder3': '''model = dict(decode_head=dict(up_channels=(504, 224, 128, 64, 32)))
+''',
+    # the decoder's full-resolution conv with the plan's kernel there ((1, 3, 3) for 2.97 mm slices) instead of 3x3x3
+    'fullreskernel': '''model = dict(decode_head=dict(kernel_sizes=[3, 3, 3, 3, {kernel_sizes[0]}]))
+''',
+    # a full-resolution skip: nnU-Net's first stage (two convs at its planned width and kernel) on the input,
+    # added to the decoder's last stage, which otherwise sees nothing finer than the stride-2 stem
+    'fullresskip': '''model = dict(backbone=dict(out_indices=(0, 1, 2, 3, 4, 5),
+                             input_skip=dict(out_channels={channels[0]}, kernel_size={kernel_sizes[0]})),
+             decode_head=dict(in_channels=[{channels[0]}, 96, 192, 224, 496, 504]))
+''',
 }
 
 NNUNET_SPEED = r'''
@@ -290,6 +308,16 @@ def main(argv=None):
     if 'nnunet' in args.systems and not osp.isfile(args.nnunet_python):
         raise SystemExit(f'{args.nnunet_python} not found: bash tools/analysis/setup_nnunet_venv.sh')
     args.nnunet_python = osp.abspath(args.nnunet_python)
+    from densedet.errors import WorkDirBusyError
+    from densedet.fileio import exclusive_lock
+    try:  # two invocations on one work dir would train the same folds at once, each at half speed
+        with exclusive_lock(work, f'the head-to-head benchmark in {work}'):
+            return run_benchmark(args, work)
+    except WorkDirBusyError as error:
+        raise SystemExit(str(error)) from None
+
+
+def run_benchmark(args, work: str) -> dict:
     env = _env(args, work)
     log = print
     raw, splits, plan, plans_path, timings = prepare(args, work, env, log)

@@ -13,7 +13,9 @@ memory-efficient DenseNet of Pleiss et al. (each concat-BN-ReLU-conv layer check
 ``spatial_dims=3`` builds the same network for volumes (the encoders of H-DenseUNet's
 3D DenseUNet and of :class:`~densedet.models.decode_heads.DenseUNetHead` baselines);
 ``transition_pool_size=(1, 2, 2)`` keeps the depth, ``stem_output`` also returns the
-stride-2 stem activation (the finest skip of a DenseUNet).
+stride-2 stem activation (the finest skip of a DenseUNet). For anisotropic volumes ``stem_stride=(1, 2, 2)``
+keeps every slice through the stem conv (as nnU-Net's first pooling does) and ``input_skip`` adds a small
+conv block at the input's resolution, a full-resolution skip for the decoder (nnU-Net's first stage).
 """
 import re
 from collections import OrderedDict
@@ -31,11 +33,13 @@ from ..layers import (
     DenseLayer,
     DenseTransition,
     check_csp_ratio,
+    conv_block,
     conv_type,
     make_dense_layers,
     max_pool_type,
     norm_cfg_for_dims,
 )
+from ..utils import level_strides, total_stride
 from .base import DenseBackbone
 
 
@@ -68,6 +72,12 @@ class DenseNet(DenseBackbone):
         stem_output: prepend the stem's conv-norm-act output (stride 2, before the max
             pooling) to the outputs; it is level 0 of ``feature_info`` then and
             ``out_indices`` / ``frozen_stages`` count it.
+        stem_stride / stem_pool_stride: strides of the stem's 7x7 conv and of its max pooling, an int
+            or one per spatial dim (``(1, 2, 2)`` keeps the slices of an anisotropic volume).
+        input_skip: ``None`` or the arguments of :func:`~densedet.models.layers.conv_block`
+            (``out_channels``, optionally ``num_convs``, ``kernel_size``): a conv block on the input at
+            full resolution, prepended to the outputs as level 0 (before the stem's; it counts in
+            ``out_indices`` and freezes with the stem).
         init_cfg: ``dict(type='Pretrained', checkpoint='densenet121-a639ec97.pth')`` loads
             a torchvision checkpoint.
     """
@@ -98,6 +108,9 @@ class DenseNet(DenseBackbone):
                  spatial_dims: int = 2,
                  transition_pool_size: Union[int, Sequence[int]] = 2,
                  stem_output: bool = False,
+                 stem_stride: Union[int, Sequence[int]] = 2,
+                 stem_pool_stride: Union[int, Sequence[int]] = 2,
+                 input_skip: Optional[dict] = None,
                  csp_ratio: Optional[float] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
@@ -112,16 +125,28 @@ class DenseNet(DenseBackbone):
             check_csp_ratio(csp_ratio, 'DenseNet')
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
+        stem_info = []
+        # registered first: it runs first (layer groups follow registration order)
+        self.input_skip = None if input_skip is None else conv_block(
+            in_channels, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg, **input_skip)
+        if input_skip is not None:
+            stem_info.append(dict(num_chs=input_skip['out_channels'], reduction=1, module='input_skip'))
         channels = arch['stem_channels']
+        stem_stride, stem_pool_stride = level_strides('DenseNet', [stem_stride, stem_pool_stride], 2, spatial_dims)
         features = OrderedDict([
-            ('conv0', conv_type(spatial_dims)(in_channels, channels, kernel_size=7, stride=2, padding=3, bias=False)),
+            ('conv0', conv_type(spatial_dims)(in_channels, channels, kernel_size=7, stride=stem_stride, padding=3,
+                                              bias=False)),
             ('norm0', build_norm_layer(norm_cfg, channels)[1]),
             ('relu0', build_activation_layer(act_cfg)),
-            ('pool0', max_pool_type(spatial_dims)(kernel_size=3, stride=2, padding=1)),
+            ('pool0', max_pool_type(spatial_dims)(kernel_size=3, stride=stem_pool_stride, padding=1)),
         ])
-        stem_info = [dict(num_chs=channels, reduction=2, module='features.relu0')] if stem_output else []
+        # reductions are the largest per-axis stride (the in-plane one of an anisotropic volume)
+        stem_reduction = max(total_stride([stem_stride], spatial_dims))
+        first_reduction = max(total_stride([stem_stride, stem_pool_stride], spatial_dims))
+        if stem_output:
+            stem_info.append(dict(num_chs=channels, reduction=stem_reduction, module='features.relu0'))
         # the first block follows the stem's pooling; each transition after it pools (or dilates)
-        plan = [(True, 4, 1)] + self._stride_plan(4, len(blocks) - 1)
+        plan = [(True, first_reduction, 1)] + self._stride_plan(first_reduction, len(blocks) - 1)
         feature_info = []
         for i, (num_layers, (downsample, stride, dilation)) in enumerate(zip(blocks, plan)):
             if i > 0:
@@ -147,6 +172,7 @@ class DenseNet(DenseBackbone):
         features['norm5'] = build_norm_layer(norm_cfg, channels)[1]
         self.features = nn.Sequential(features)
         self.num_blocks = len(blocks)
+        self.num_stem_levels = len(stem_info)
         self.final_act = build_activation_layer(act_cfg)
 
         self._init_outputs(stem_info + feature_info)
@@ -159,7 +185,9 @@ class DenseNet(DenseBackbone):
 
     def _frozen_modules(self):
         modules = [self.features.conv0, self.features.norm0]
-        for level in range(self.frozen_stages - int(self.stem_output)):
+        if self.input_skip is not None:
+            modules.append(self.input_skip)
+        for level in range(self.frozen_stages - self.num_stem_levels):
             modules += self._level_modules(level)
         return modules
 
@@ -176,10 +204,12 @@ class DenseNet(DenseBackbone):
 
     def forward(self, x: torch.Tensor) -> tuple:
         f = self.features
+        outs = [self.input_skip(x)] if self.input_skip is not None and 0 in self.out_indices else []
         stem = f.relu0(f.norm0(f.conv0(x)))
         x = f.pool0(stem)
-        outs = [stem] if self.stem_output and 0 in self.out_indices else []
-        offset = int(self.stem_output)
+        if self.stem_output and self.num_stem_levels - 1 in self.out_indices:
+            outs.append(stem)
+        offset = self.num_stem_levels
         last = self.num_blocks - 1
         for level in range(self.num_blocks):
             if level > 0:

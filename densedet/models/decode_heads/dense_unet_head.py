@@ -19,9 +19,9 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
-from ..layers import conv_type, norm_cfg_for_dims
+from ..layers import conv_type, norm_cfg_for_dims, odd_kernel_size
 from ..losses import deep_supervision_losses
-from ..utils import check_in_channels
+from ..utils import check_in_channels, level_kernel_sizes
 from .utils import MultiLevelHead, classifier_for_dims
 
 Scale = Union[int, Sequence[int]]
@@ -42,6 +42,9 @@ class DenseUNetHead(MultiLevelHead):
             ``s`` takes level ``L - 2 - s``; stages past the finest level have none).
         last_dropout: dropout on the last stage's conv output, before its BN (0.3 in the
             official 2D code).
+        kernel_sizes: the stages' conv kernels: an int for every stage, or one entry per stage (coarsest
+            first), each an int or one per axis (nnU-Net plans ``(1, 3, 3)`` at full resolution of an
+            anisotropic volume).
         deep_supervision: how many stages before the last also get a 1x1 classifier whose
             logits are trained (nnU-Net's deep supervision; 0: none, as H-DenseUNet). Inference
             uses the last stage only.
@@ -58,6 +61,7 @@ class DenseUNetHead(MultiLevelHead):
                  scale_factors: Union[Scale, Sequence[Scale]] = 2,
                  skip_connections: bool = True,
                  last_dropout: float = 0.0,
+                 kernel_sizes: Union[Scale, Sequence[Scale]] = 3,
                  deep_supervision: int = 0,
                  loss_weights: Optional[Sequence[float]] = None,
                  spatial_dims: int = 2,
@@ -78,6 +82,8 @@ class DenseUNetHead(MultiLevelHead):
         if len(loss_weights) != deep_supervision + 1:
             raise BadConfigError(f'DenseUNetHead: loss_weights needs {deep_supervision + 1} entries (the last '
                                  f'stage and {deep_supervision} supervised stages), got {list(loss_weights)}')
+        kernel_sizes = [odd_kernel_size('DenseUNetHead', k, spatial_dims)
+                        for k in level_kernel_sizes('DenseUNetHead', kernel_sizes, len(up_channels))]
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         conv_cfg = dict(type=f'Conv{spatial_dims}d')
@@ -100,7 +106,7 @@ class DenseUNetHead(MultiLevelHead):
             # conv (bias, as Keras) [- dropout] - norm - act; dropout sits before the norm as in the official code
             drop = last_dropout if s == len(up_channels) - 1 else 0.0
             self.up_convs.append(nn.Sequential(
-                conv(prev, width, kernel_size=3, padding=1),
+                conv(prev, width, kernel_size=kernel_sizes[s], padding=tuple(k // 2 for k in kernel_sizes[s])),
                 *([nn.Dropout(drop)] if drop > 0 else []),
                 build_norm_layer(norm_cfg, width)[1],
                 build_activation_layer(act_cfg),

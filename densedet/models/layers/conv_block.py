@@ -1,5 +1,5 @@
 """The plain conv block of U-Net-style encoders and decoder nodes, for 2D and 3D."""
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
@@ -20,9 +20,7 @@ def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_
     """
     if spatial_dims not in (2, 3):
         raise BadConfigError(f'conv_block: spatial_dims must be 2 or 3, got {spatial_dims!r}')
-    kernel = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size, ) * spatial_dims
-    if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
-        raise BadConfigError(f'conv_block: kernel_size needs {spatial_dims} odd sizes, got {kernel_size!r}')
+    kernel = odd_kernel_size('conv_block', kernel_size, spatial_dims)
     conv_cfg = dict(type=f'Conv{spatial_dims}d')
     norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
     act_cfg = act_cfg or dict(type='ReLU')
@@ -30,3 +28,12 @@ def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_
         ConvModule(in_channels if i == 0 else out_channels, out_channels, kernel, padding=tuple(k // 2 for k in kernel),
                    conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg) for i in range(num_convs)
     ])
+
+
+def odd_kernel_size(owner: str, kernel_size: Union[int, Sequence[int]], spatial_dims: int) -> Tuple[int, ...]:
+    """``kernel_size`` (an int or one per axis) as a tuple of odd sizes, which "same" padding
+    (``k // 2`` per axis) keeps the size of."""
+    kernel = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size, ) * spatial_dims
+    if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
+        raise BadConfigError(f'{owner}: kernel_size needs {spatial_dims} odd sizes, got {kernel_size!r}')
+    return kernel

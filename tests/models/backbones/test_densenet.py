@@ -133,6 +133,35 @@ def test_3d_densenet_keeps_depth_with_anisotropic_transitions():
     assert model.features.conv0.weight.grad.abs().sum() > 0
 
 
+def test_3d_densenet_anisotropic_stem_and_full_resolution_input_skip():
+    tiny = dict(growth_rate=8, block_config=(2, 2, 2, 2), stem_channels=16)
+    model = DenseNet(arch=tiny, in_channels=1, spatial_dims=3, transition_pool_size=(1, 2, 2), stem_output=True,
+                     stem_stride=(1, 2, 2), input_skip=dict(out_channels=8, kernel_size=(1, 3, 3)),
+                     out_indices=(0, 1, 2, 3, 4, 5)).eval()
+    plain = DenseNet(arch=tiny, in_channels=1, spatial_dims=3, transition_pool_size=(1, 2, 2), stem_output=True,
+                     out_indices=(0, 1, 2, 3, 4))
+    # the options add the input skip's weights only; the stem conv keeps its shape
+    assert set(model.state_dict()) - set(plain.state_dict()) == {k for k in model.state_dict()
+                                                                 if k.startswith('input_skip.')}
+    x = torch.randn(1, 1, 8, 32, 32)
+    with torch.no_grad():
+        outs = model(x)
+        skip = model.input_skip(x)
+    assert torch.equal(outs[0], skip) and model.input_skip[0].conv.kernel_size == (1, 3, 3)
+    # the stem keeps the 8 slices, its pooling halves them; in-plane strides are the usual 1, 2, 4, ..., 32
+    assert [tuple(o.shape[1:]) for o in outs] == [(8, 8, 32, 32), (16, 8, 16, 16), (32, 4, 8, 8), (32, 4, 4, 4),
+                                                  (32, 4, 2, 2), (32, 4, 1, 1)]
+    assert model.out_strides == (1, 2, 4, 8, 16, 32) and model.out_channels[:2] == (8, 16)
+    # the input skip freezes with the stem; frozen_stages counts it as a level like the stem's output
+    frozen = DenseNet(arch=tiny, in_channels=1, spatial_dims=3, stem_output=True, input_skip=dict(out_channels=8),
+                      out_indices=(0, 1, 2, 3, 4, 5), frozen_stages=3)
+    assert not frozen.input_skip[0].conv.weight.requires_grad and not frozen.features.conv0.weight.requires_grad
+    assert not frozen.features.denseblock1.denselayer1.conv1.weight.requires_grad
+    assert frozen.features.transition1.conv.weight.requires_grad
+    with pytest.raises(BadConfigError, match='DenseNet'):
+        DenseNet(arch=tiny, spatial_dims=3, stem_stride=(1, 2))
+
+
 def _conv_macs(model, size=224):
     total = []
     hooks = [m.register_forward_hook(lambda m, i, o: total.append(o.numel() * m.weight[0].numel()))

@@ -50,6 +50,21 @@ def test_3d_anisotropic_scales_and_channel_check():
         DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), scale_factors=[2, 2], num_classes=2)
 
 
+def test_3d_stage_kernel_sizes_keep_the_size():
+    head = DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), scale_factors=2, kernel_sizes=[3, 3, (1, 3, 3)],
+                         spatial_dims=3, num_classes=2).eval()
+    assert [s[0].kernel_size for s in head.up_convs] == [(3, 3, 3), (3, 3, 3), (1, 3, 3)]
+    assert head.up_convs[2][0].padding == (0, 1, 1)
+    x = [torch.randn(1, 4, 4, 16, 16), torch.randn(1, 6, 2, 8, 8), torch.randn(1, 8, 1, 4, 4)]
+    with torch.no_grad():
+        assert head(x).shape == (1, 2, 8, 32, 32)
+    with pytest.raises(ValueError, match=r'DenseUNetHead: kernel_size needs 3 odd sizes, got \(1, 2, 2\)'):
+        DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), kernel_sizes=[3, 3, (1, 2, 2)], spatial_dims=3,
+                      num_classes=2)
+    with pytest.raises(ValueError, match=r'DenseUNetHead: kernel_sizes needs one entry per level \(3\)'):
+        DenseUNetHead(in_channels=[4, 6, 8], up_channels=(8, 6, 4), kernel_sizes=[3, 3], num_classes=2)
+
+
 def test_in_an_mmseg_segmentor_on_densenet():
     init_default_scope('mmseg')
     model = MODELS.build(dict(
