@@ -1,5 +1,5 @@
 """Files written whole or not at all: a reader (or a rerun after a kill) sees the old file or the
-complete new one, never a part."""
+complete new one, never a part; and the lock that keeps two runs from writing one work dir at once."""
 import contextlib
 import fcntl
 import json
@@ -28,7 +28,6 @@ def atomic_write(path: str, write: Callable, mode: str = 'wb') -> str:
 def write_json(obj, path: str) -> str:
     """Atomic JSON write."""
     return atomic_write(path, lambda f: json.dump(obj, f, indent=1), mode='w')
-
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
+from densedet.errors import BadConfigError
 from densedet.registry import MODELS
 
 from ..layers import (
@@ -125,6 +126,10 @@ class DenseNet(DenseBackbone):
             check_csp_ratio(csp_ratio, 'DenseNet')
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
+        if input_skip is not None and ('out_channels' not in input_skip or
+                                       set(input_skip) - {'out_channels', 'num_convs', 'kernel_size'}):
+            raise BadConfigError(f'DenseNet: input_skip takes out_channels (required), num_convs and kernel_size, '
+                                 f'got {dict(input_skip)}')
         stem_info = []
         # registered first: it runs first (layer groups follow registration order)
         self.input_skip = None if input_skip is None else conv_block(

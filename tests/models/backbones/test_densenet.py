@@ -160,6 +160,9 @@ def test_3d_densenet_anisotropic_stem_and_full_resolution_input_skip():
     assert frozen.features.transition1.conv.weight.requires_grad
     with pytest.raises(BadConfigError, match='DenseNet'):
         DenseNet(arch=tiny, spatial_dims=3, stem_stride=(1, 2))
+    with pytest.raises(BadConfigError, match=r"DenseNet: input_skip takes out_channels \(required\), num_convs and "
+                                             r"kernel_size, got \{'channels': 8\}"):
+        DenseNet(arch=tiny, spatial_dims=3, input_skip=dict(channels=8))
 
 
 def _conv_macs(model, size=224):
