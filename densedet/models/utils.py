@@ -143,13 +143,23 @@ def total_stride(strides: Sequence[Sequence[int]], spatial_dims: int) -> Tuple[i
     return tuple(math.prod(axis) for axis in zip(*strides)) if strides else (1, ) * spatial_dims
 
 
-def level_kernel_sizes(owner: str, kernel_sizes, levels: int) -> list:
-    """One conv kernel size per level (``None``: 3 everywhere; conv_block checks each entry)."""
+def odd_kernel_size(owner: str, kernel_size, spatial_dims: int) -> Tuple[int, ...]:
+    """``kernel_size`` (an int or one per axis) as a tuple of odd sizes, which "same" padding
+    (``k // 2`` per axis) keeps the size of."""
+    kernel = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size, ) * spatial_dims
+    if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
+        raise BadConfigError(f'{owner}: kernel_size needs {spatial_dims} odd sizes, got {kernel_size!r}')
+    return kernel
+
+
+def level_kernel_sizes(owner: str, kernel_sizes, levels: int, spatial_dims: int) -> List[Tuple[int, ...]]:
+    """One odd conv kernel per level as a tuple of ``spatial_dims`` ints: ``None`` is 3 everywhere, an int
+    that size everywhere, a list one int or per-axis tuple per level (nnU-Net's planned ``kernel_sizes``)."""
     if kernel_sizes is None or isinstance(kernel_sizes, int):
-        return [3 if kernel_sizes is None else kernel_sizes] * levels
+        kernel_sizes = [3 if kernel_sizes is None else kernel_sizes] * levels
     if len(kernel_sizes) != levels:
         raise BadConfigError(f'{owner}: kernel_sizes needs one entry per level ({levels}), got {list(kernel_sizes)}')
-    return list(kernel_sizes)
+    return [odd_kernel_size(owner, k, spatial_dims) for k in kernel_sizes]
 
 
 def level_strides(owner: str, strides, levels: int, spatial_dims: int) -> List[Tuple[int, ...]]:

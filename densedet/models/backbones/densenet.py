@@ -126,15 +126,15 @@ class DenseNet(DenseBackbone):
             check_csp_ratio(csp_ratio, 'DenseNet')
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
 
-        if input_skip is not None and ('out_channels' not in input_skip or
-                                       set(input_skip) - {'out_channels', 'num_convs', 'kernel_size'}):
-            raise BadConfigError(f'DenseNet: input_skip takes out_channels (required), num_convs and kernel_size, '
-                                 f'got {dict(input_skip)}')
         stem_info = []
         # registered first: it runs first (layer groups follow registration order)
-        self.input_skip = None if input_skip is None else conv_block(
-            in_channels, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg, **input_skip)
+        self.input_skip = None
         if input_skip is not None:
+            if 'out_channels' not in input_skip or set(input_skip) - {'out_channels', 'num_convs', 'kernel_size'}:
+                raise BadConfigError(f'DenseNet: input_skip takes out_channels (required), num_convs and '
+                                     f'kernel_size, got {dict(input_skip)}')
+            self.input_skip = conv_block(in_channels, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                                         **input_skip)
             stem_info.append(dict(num_chs=input_skip['out_channels'], reduction=1, module='input_skip'))
         channels = arch['stem_channels']
         stem_stride, stem_pool_stride = level_strides('DenseNet', [stem_stride, stem_pool_stride], 2, spatial_dims)

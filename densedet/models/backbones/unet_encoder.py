@@ -55,7 +55,7 @@ class UNetEncoder(DenseBackbone):
         self.spatial_dims = spatial_dims
         self.levels = nn.ModuleList()
         prev = in_channels
-        kernel_sizes = level_kernel_sizes('UNetEncoder', kernel_sizes, len(channels))
+        kernel_sizes = level_kernel_sizes('UNetEncoder', kernel_sizes, len(channels), spatial_dims)
         for c, k in zip(channels, kernel_sizes):
             self.levels.append(conv_block(prev, c, spatial_dims=spatial_dims, norm_cfg=norm_cfg, act_cfg=act_cfg,
                                           kernel_size=k))

@@ -19,7 +19,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from densedet.errors import BadConfigError
 from densedet.registry import MMSEG_MODELS
 
-from ..layers import conv_type, norm_cfg_for_dims, odd_kernel_size
+from ..layers import conv_type, norm_cfg_for_dims
 from ..losses import deep_supervision_losses
 from ..utils import check_in_channels, level_kernel_sizes
 from .utils import MultiLevelHead, classifier_for_dims
@@ -82,8 +82,7 @@ class DenseUNetHead(MultiLevelHead):
         if len(loss_weights) != deep_supervision + 1:
             raise BadConfigError(f'DenseUNetHead: loss_weights needs {deep_supervision + 1} entries (the last '
                                  f'stage and {deep_supervision} supervised stages), got {list(loss_weights)}')
-        kernel_sizes = [odd_kernel_size('DenseUNetHead', k, spatial_dims)
-                        for k in level_kernel_sizes('DenseUNetHead', kernel_sizes, len(up_channels))]
+        kernel_sizes = level_kernel_sizes('DenseUNetHead', kernel_sizes, len(up_channels), spatial_dims)
         norm_cfg = norm_cfg_for_dims(norm_cfg, spatial_dims)
         act_cfg = act_cfg or dict(type='ReLU')
         conv_cfg = dict(type=f'Conv{spatial_dims}d')

@@ -112,7 +112,7 @@ class UNetPlusPlusHead(MultiLevelHead):
         self.spatial_dims = spatial_dims
 
         self.strides = level_strides('UNetPlusPlusHead', strides, depth, spatial_dims)
-        kernel_sizes = level_kernel_sizes('UNetPlusPlusHead', kernel_sizes, depth + 1)
+        kernel_sizes = level_kernel_sizes('UNetPlusPlusHead', kernel_sizes, depth + 1, spatial_dims)
         conv = conv_type(spatial_dims)
         # Encoder levels whose width differs from node_channels get a 1x1 projection.
         self.projections = nn.ModuleList(

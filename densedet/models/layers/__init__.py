@@ -1,5 +1,5 @@
 """The dense-connectivity core shared by every densedet family."""
-from .conv_block import conv_block, odd_kernel_size
+from .conv_block import conv_block
 from .dense import (
     CrossStagePartial,
     DenseBlock,
@@ -24,8 +24,8 @@ from .utils import (
 from .weight_init import kaiming_init_convs
 
 __all__ = [
-    'conv_block', 'odd_kernel_size', 'CrossStagePartial', 'check_csp_ratio', 'DenseBlock', 'DenseLayer',
-    'DenseTransition', 'fc_dense_block', 'harmonic_links', 'make_dense_layers', 'ConvLayer', 'DWConvLayer',
-    'CombConvLayer', 'HarDBlock', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type', 'max_pool_type',
+    'conv_block', 'CrossStagePartial', 'check_csp_ratio', 'DenseBlock', 'DenseLayer', 'DenseTransition',
+    'fc_dense_block', 'harmonic_links', 'make_dense_layers', 'ConvLayer', 'DWConvLayer', 'CombConvLayer',
+    'HarDBlock', 'LayerNorm2d', 'EffectiveSE', 'conv_type', 'conv_transpose_type', 'max_pool_type',
     'avg_pool_type', 'norm_cfg_for_dims', 'round_down_to_multiple', 'kaiming_init_convs'
 ]

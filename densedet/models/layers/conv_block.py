@@ -1,11 +1,12 @@
 """The plain conv block of U-Net-style encoders and decoder nodes, for 2D and 3D."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from densedet.errors import BadConfigError
 
+from ..utils import odd_kernel_size
 from .utils import norm_cfg_for_dims
 
 
@@ -29,11 +30,3 @@ def conv_block(in_channels: int, out_channels: int, num_convs: int = 2, spatial_
                    conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg) for i in range(num_convs)
     ])
 
-
-def odd_kernel_size(owner: str, kernel_size: Union[int, Sequence[int]], spatial_dims: int) -> Tuple[int, ...]:
-    """``kernel_size`` (an int or one per axis) as a tuple of odd sizes, which "same" padding
-    (``k // 2`` per axis) keeps the size of."""
-    kernel = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size, ) * spatial_dims
-    if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
-        raise BadConfigError(f'{owner}: kernel_size needs {spatial_dims} odd sizes, got {kernel_size!r}')
-    return kernel
